@@ -1,0 +1,1 @@
+"""The ``msl-recon`` command line (typer). Each command lives in its own module."""

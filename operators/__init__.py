@@ -1,0 +1,25 @@
+"""Differentiable linear operators for CT and MRI, built from :mod:`geometries`.
+
+Every operator is a :class:`LinearOperator`: it acts on the trailing axes of a torch tensor,
+broadcasts over leading batch axes, keeps dtype and device, and its backward is its Euclidean
+adjoint ``A.H`` (exact gradients, double backward).
+
+Examples
+--------
+>>> import torch, geometries as geo, operators as ops
+>>> g = geo.ParallelBeam2D(image_size=32, n_views=20)
+>>> A = ops.RayTransform(g)
+>>> A(torch.ones(2, 32, 32)).shape
+torch.Size([2, 20, 46])
+"""
+
+from .base import ComposedOperator, LinearOperator, ScaledOperator
+from .registry import examples, register_example
+
+__all__ = [
+    "ComposedOperator",
+    "LinearOperator",
+    "ScaledOperator",
+    "examples",
+    "register_example",
+]
