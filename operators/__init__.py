@@ -13,13 +13,27 @@ Examples
 torch.Size([2, 20, 46])
 """
 
+from . import phantoms
 from .base import ComposedOperator, LinearOperator, ScaledOperator
+from .fbp import FBP
+from .gradient import Gradient2D
+from .mri import NUFFT, CartesianFourier
+from .ray import RayTransform
 from .registry import examples, register_example
+from .sense import SENSE, birdcage_maps
 
 __all__ = [
+    "FBP",
+    "NUFFT",
+    "SENSE",
+    "CartesianFourier",
     "ComposedOperator",
+    "Gradient2D",
     "LinearOperator",
+    "RayTransform",
     "ScaledOperator",
+    "birdcage_maps",
     "examples",
+    "phantoms",
     "register_example",
 ]

@@ -96,14 +96,18 @@ class LinearOperator(abc.ABC):
     # ----------------------------------------------------------------- calling
     def _check(self, x: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{self.name}: expected a torch.Tensor as {what}, got {type(x).__name__}")
+            raise TypeError(
+                f"{self.name}: expected a torch.Tensor as {what}, got {type(x).__name__}"
+            )
         n = len(shape)
         if x.ndim < n or tuple(x.shape[x.ndim - n :]) != shape:
             raise ValueError(
                 f"{self.name}: {what} must end with shape {shape}, got {tuple(x.shape)}"
             )
         if not (x.is_floating_point() or x.is_complex()):
-            raise TypeError(f"{self.name}: {what} must be a floating or complex tensor, got {x.dtype}")
+            raise TypeError(
+                f"{self.name}: {what} must be a floating or complex tensor, got {x.dtype}"
+            )
 
     def _prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, self.domain_shape, "input")
@@ -175,7 +179,9 @@ class LinearOperator(abc.ABC):
         x = torch.randn(self.domain_shape, generator=gen, dtype=torch.float64)
         if self.domain_is_complex:
             x = torch.complex(x, torch.randn(self.domain_shape, generator=gen, dtype=torch.float64))
-            dtype = torch.complex128 if dtype in (torch.float64, torch.complex128) else torch.complex64
+            dtype = (
+                torch.complex128 if dtype in (torch.float64, torch.complex128) else torch.complex64
+            )
         x = x.to(device=device, dtype=dtype)
         x = x / torch.linalg.vector_norm(x)
         est = 0.0

@@ -25,7 +25,9 @@ _EXAMPLES: dict[str, ExampleFactory] = {}
 _TOLERANCES: dict[str, float] = {}
 
 
-def register_example(name: str, *, dot_rtol: float = 1e-6) -> Callable[[ExampleFactory], ExampleFactory]:
+def register_example(
+    name: str, *, dot_rtol: float = 1e-6
+) -> Callable[[ExampleFactory], ExampleFactory]:
     """Register ``factory(device) -> LinearOperator`` under ``name``.
 
     Parameters

@@ -52,7 +52,9 @@ def _inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def dot_test(op: LinearOperator, *, seed: int = 0, device: torch.device | str = "cpu") -> DotTestResult:
+def dot_test(
+    op: LinearOperator, *, seed: int = 0, device: torch.device | str = "cpu"
+) -> DotTestResult:
     """Check that ``op.H`` is the Euclidean adjoint of ``op`` in float64.
 
     Complex-domain operators are tested with complex inputs, so the test also covers the
@@ -66,18 +68,26 @@ def dot_test(op: LinearOperator, *, seed: int = 0, device: torch.device | str = 
     lhs = _inner(ax, y)
     rhs = _inner(x, ahy)
     norm = op.opnorm(n_iter=30, device=device)
-    denom = max(norm, 1e-300) * float(torch.linalg.vector_norm(x)) * float(torch.linalg.vector_norm(y))
+    denom = (
+        max(norm, 1e-300) * float(torch.linalg.vector_norm(x)) * float(torch.linalg.vector_norm(y))
+    )
     rel = float(torch.abs(lhs - rhs)) / denom
     scale = float((rhs / lhs).real) if abs(complex(lhs)) > 0 else float("nan")
     return DotTestResult(rel_error=rel, scale=scale)
 
 
 def gradient_matches_normal(
-    op: LinearOperator, *, seed: int = 0, device: torch.device | str = "cpu", batch: tuple[int, ...] = (2,)
+    op: LinearOperator,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    batch: tuple[int, ...] = (2,),
 ) -> float:
     """Relative difference between autograd's gradient of ½‖Ax‖² and ``A.H A x``."""
     gen = torch.Generator().manual_seed(seed)
-    x = random_element(op.domain_shape, complex_=op.domain_is_complex, generator=gen, device=device, batch=batch)
+    x = random_element(
+        op.domain_shape, complex_=op.domain_is_complex, generator=gen, device=device, batch=batch
+    )
     x.requires_grad_(True)
     y = op(x)
     loss = 0.5 * torch.sum(torch.abs(y) ** 2)
