@@ -155,7 +155,9 @@ class CTGeometry:
         if idx.size == 0:
             raise ValueError("subset needs at least one view index")
         if idx.min() < -a.size or idx.max() >= a.size:
-            raise ValueError(f"view indices must lie in [0, {a.size}), got {idx.min()}..{idx.max()}")
+            raise ValueError(
+                f"view indices must lie in [0, {a.size}), got {idx.min()}..{idx.max()}"
+            )
         return dataclasses.replace(self, angles=tuple(a[idx].tolist()), n_views=None)
 
     # ------------------------------------------------------------------ serialisation

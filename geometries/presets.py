@@ -41,7 +41,9 @@ def _msl_paper(image_size: int, n_views: int | None, det_count: int | None) -> C
     )
 
 
-def _siemens_definition_as(image_size: int, n_views: int | None, det_count: int | None) -> FanBeam2D:
+def _siemens_definition_as(
+    image_size: int, n_views: int | None, det_count: int | None
+) -> FanBeam2D:
     # Diagnostic helical CT (Siemens SOMATOM Definition AS/Flash class) as recorded in the
     # DICOM-CT-PD headers of the AAPM/Mayo "LDCT and Projection Data" collection (TCIA):
     # source-isocentre 595 mm, source-detector 1085.6 mm, 736 detector channels with
@@ -104,16 +106,26 @@ def _even(x: float) -> int:
 _PRESETS: dict[str, _Preset] = {
     p.name: p
     for p in (
-        _Preset("msl-paper", "the MSL authors' fan beam: 141.7 mm FOV, SOD=ODD=396.7 mm, 64 views",
-                _msl_paper),
-        _Preset("siemens-definition-as",
-                "diagnostic CT: SOD 595 mm, SDD 1085.6 mm, 736 channels, 1152 views, 250 mm FOV",
-                _siemens_definition_as),
-        _Preset("varian-obi",
-                "linac kV imager: SAD 1000 mm, SID 1500 mm, 397 mm panel, 900 views, 256 mm FOV",
-                _varian_obi),
-        _Preset("parallel-msl", "parallel beam over [0, π) with the msl-paper field of view",
-                _parallel_msl),
+        _Preset(
+            "msl-paper",
+            "the MSL authors' fan beam: 141.7 mm FOV, SOD=ODD=396.7 mm, 64 views",
+            _msl_paper,
+        ),
+        _Preset(
+            "siemens-definition-as",
+            "diagnostic CT: SOD 595 mm, SDD 1085.6 mm, 736 channels, 1152 views, 250 mm FOV",
+            _siemens_definition_as,
+        ),
+        _Preset(
+            "varian-obi",
+            "linac kV imager: SAD 1000 mm, SID 1500 mm, 397 mm panel, 900 views, 256 mm FOV",
+            _varian_obi,
+        ),
+        _Preset(
+            "parallel-msl",
+            "parallel beam over [0, π) with the msl-paper field of view",
+            _parallel_msl,
+        ),
     )
 }
 

@@ -126,7 +126,7 @@ class LinearOperator(abc.ABC):
 
     # ----------------------------------------------------------------- algebra
     @property
-    def H(self) -> LinearOperator:  # noqa: N802 - conventional name
+    def H(self) -> LinearOperator:
         """The adjoint operator (cached; ``A.H.H is A``)."""
         if self._adjoint_op is None:
             adj = _AdjointOperator(self)

@@ -1,0 +1,366 @@
+"""``msl-recon simulate``, ``inspect``, ``preview`` and ``merge``.
+
+Heavy modules (torch, operators, h5py, SimpleITK) are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import typer
+
+from ..errors import UserError
+
+MODALITY_ALIASES = {"mr": "t1", "ct": "ct", "t1": "t1", "t2": "t2"}
+
+
+def _parse_modalities(text: str) -> tuple[str, ...]:
+    out = []
+    for part in text.split(","):
+        p = part.strip().lower()
+        if not p:
+            continue
+        if p not in MODALITY_ALIASES:
+            raise UserError(f"unknown modality {p!r}; choose from ct, t1, t2 (mr = t1)")
+        out.append(MODALITY_ALIASES[p])
+    if not out:
+        raise UserError("--modalities is empty")
+    return tuple(dict.fromkeys(out))
+
+
+def _parse_fractions(text: str) -> tuple[float, float, float]:
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"--split must be three numbers like 0.7,0.15,0.15, got {text!r}") from None
+    if len(vals) != 3:
+        raise UserError(f"--split must be three numbers like 0.7,0.15,0.15, got {text!r}")
+    return vals  # type: ignore[return-value]
+
+
+def _load_geometry(
+    preset: str, geometry_file: Path | None, size: int | None, views: int | None
+) -> tuple[object, int]:
+    import geometries as geo
+
+    if geometry_file is not None:
+        if not geometry_file.is_file():
+            raise UserError(f"geometry file {geometry_file} does not exist")
+        try:
+            d = json.loads(geometry_file.read_text())
+            g = geo.geometry_from_dict(d)
+        except (json.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
+            raise UserError(f"{geometry_file} is not a valid CT geometry JSON: {exc}") from None
+        if size is not None and size != g.image_size:
+            raise UserError(
+                f"mismatched geometry: {geometry_file} is for {g.image_size}² images but --size "
+                f"is {size}"
+            )
+        if views is not None and views != g.n_views:
+            try:
+                g = g.with_views(views)
+            except ValueError as exc:
+                raise UserError(f"--views {views}: {exc}") from None
+        return g, g.image_size
+    n = 256 if size is None else size
+    if n < 8:
+        raise UserError(f"--size must be ≥ 8, got {n}")
+    try:
+        return geo.preset(preset, image_size=n, n_views=views), n
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def simulate_cmd(
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder of train/val/test.h5 (default: data/phantom)."
+    ),
+    size: int | None = typer.Option(None, help="Image side N in pixels (default: 256)."),
+    subjects: int = typer.Option(6, help="Phantom subjects (ignored with --input)."),
+    slices: int = typer.Option(8, help="Axial slices per subject (0 = all usable slices)."),
+    split: str = typer.Option("0.7,0.15,0.15", help="Train,val,test fractions of subjects."),
+    modalities: str = typer.Option("ct,t1,t2", help="Modalities: ct, t1, t2 (mr = t1)."),
+    preset: str = typer.Option("msl-paper", help="CT geometry preset (msl-recon presets)."),
+    geometry: Path | None = typer.Option(
+        None, "--geometry", help="CT geometry JSON (CTGeometry.to_dict()); overrides --preset."
+    ),
+    views: int | None = typer.Option(None, help="CT views (default: the preset's, 64)."),
+    trajectory: str = typer.Option("cartesian", help="MRI sampling: cartesian or radial."),
+    acceleration: float = typer.Option(4.0, help="MRI acceleration R (1/R of k-space)."),
+    center_fraction: float = typer.Option(0.1, help="Fully sampled centre fraction (Cartesian)."),
+    pattern: str = typer.Option("random", help="Cartesian columns: random or equispaced."),
+    mask_seed: int = typer.Option(0, help="Seed of the Cartesian mask."),
+    mask_mode: str = typer.Option(
+        "fixed", help="fixed (one mask for all slices, as the MSL authors) or per-slice."
+    ),
+    spokes: int | None = typer.Option(
+        None, help="Radial spokes (default: ceil(π/2·N / acceleration))."
+    ),
+    golden: bool = typer.Option(False, help="Golden-angle spoke order (radial)."),
+    ct_i0: float | None = typer.Option(
+        None, help="CT incident photons per bin (Poisson noise); default noise-free."
+    ),
+    ct_sigma_e: float = typer.Option(0.0, help="CT electronic noise std in photons."),
+    mr_snr: float | None = typer.Option(
+        None, help="MRI SNR in dB (complex Gaussian k-space noise); default noise-free."
+    ),
+    coils: int = typer.Option(1, help="MRI receive coils (>1: SENSE with birdcage maps)."),
+    seed: int = typer.Option(0, help="Seed of subjects, splits and noise."),
+    input: Path | None = typer.Option(
+        None, "--input", help="Real data: folder (rire/synthrad), CSV file or image (single)."
+    ),
+    layout: str = typer.Option("rire", help="Input layout: rire, synthrad, csv or single."),
+    no_register: bool = typer.Option(False, "--no-register", help="Data is pre-registered."),
+    no_head_mask: bool = typer.Option(
+        False, "--no-head-mask", help="Keep everything outside the head."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    shard: str | None = typer.Option(
+        None, help="Write only shard i of n (i/n) as <split>.shard-i-of-n.h5; join with merge."
+    ),
+    workers: int = typer.Option(1, help="Processes that load/register subjects in parallel."),
+    device: str = typer.Option("cpu", help="Torch device of the operators (cpu, cuda)."),
+    compression: str = typer.Option("gzip", help="HDF5 compression: gzip, lzf or none."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Simulate sparse-view CT sinograms and under-sampled MRI k-space into HDF5 files.
+
+    Without arguments: a small phantom dataset in data/phantom/{train,val,test}.h5.
+    """
+    import geometries as geo
+
+    from ..data.pipeline import SimulationRun, default_output_dir, parse_shard, run_simulation
+    from ..data.simulate import CTNoise, MRNoise, SimulationSpec
+
+    mods = _parse_modalities(modalities)
+    fractions = _parse_fractions(split)
+    shard_t = parse_shard(shard)
+    if workers < 1:
+        raise UserError(f"--workers must be ≥ 1, got {workers}")
+    if slices < 0:
+        raise UserError(f"--slices must be ≥ 0, got {slices}")
+    if input is not None and not input.exists():
+        raise UserError(f"input {input} does not exist")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device}: CUDA is not available")
+    g, n = _load_geometry(preset, geometry, size, views)
+    sampling = {}
+    try:
+        if trajectory == "cartesian":
+            base = geo.CartesianMask(
+                shape=(n, n),
+                acceleration=acceleration,
+                center_fraction=center_fraction,
+                pattern=pattern,
+                seed=mask_seed,
+            )
+        elif trajectory == "radial":
+            k = spokes or math.ceil(math.pi / 2 * n / acceleration)
+            base = geo.RadialTrajectory(
+                n_spokes=k, n_samples=2 * n, ordering="golden" if golden else "uniform"
+            )
+        else:
+            raise UserError(f"--trajectory must be cartesian or radial, got {trajectory!r}")
+        for m in mods:
+            if m != "ct":
+                sampling[m] = base
+        spec = SimulationSpec(
+            geometry=g,
+            sampling=sampling,
+            mask_seed_mode=mask_mode,
+            ct_noise=CTNoise(ct_i0, ct_sigma_e),
+            mr_noise=MRNoise(mr_snr),
+            n_coils=coils,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    run = SimulationRun(
+        out_dir=out if out is not None else default_output_dir(),
+        spec=spec,
+        modalities=mods,
+        size=n,
+        n_subjects=subjects,
+        n_slices=None if slices == 0 else slices,
+        fractions=fractions,
+        seed=seed,
+        input=input,
+        layout=layout if input is not None else None,
+        register=not no_register,
+        head_mask=not no_head_mask,
+        shard=shard_t,
+        workers=workers,
+        device=device,
+        compression=compression,
+        overwrite=overwrite,
+        progress=not quiet,
+    )
+    written = run_simulation(run)
+    for s, p in written.items():
+        typer.echo(f"wrote {p} ({s})")
+
+
+def inspect_cmd(
+    file: Path = typer.Argument(..., help="An msl-recon HDF5 file, or a folder of split files."),
+) -> None:
+    """Print a summary of a dataset file: shapes, geometry, sampling, noise, subjects."""
+    from ..data.hdf5 import SPLITS, summarize
+
+    if file.is_dir():
+        files = [file / f"{s}.h5" for s in SPLITS if (file / f"{s}.h5").is_file()]
+        files += sorted(file.glob("*.shard-*-of-*.h5"))
+        if not files:
+            raise UserError(f"{file} holds no split files (train.h5, val.h5, test.h5)")
+        typer.echo("\n\n".join(summarize(f) for f in files))
+        return
+    typer.echo(summarize(file))
+
+
+def preview_cmd(
+    file: Path = typer.Argument(..., help="An msl-recon HDF5 file."),
+    out: Path = typer.Option(Path("preview.png"), "--out", "-o", help="Output image (PNG)."),
+    index: int = typer.Option(0, help="Slice to show."),
+    overwrite: bool = typer.Option(True, help="Replace an existing image."),
+) -> None:
+    """Write a montage: GT CT, GT MRI, FBP, zero-filled MRI, sinogram, k-space, mask."""
+    write_preview(file, out, index=index, overwrite=overwrite)
+    typer.echo(f"wrote {out}")
+
+
+def merge_cmd(
+    folder: Path = typer.Argument(..., help="Folder holding <split>.shard-i-of-n.h5 files."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder (default: the shards' folder)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing split files."),
+    compression: str = typer.Option("gzip", help="HDF5 compression: gzip, lzf or none."),
+) -> None:
+    """Join shard files (from simulate --shard i/n) into train/val/test.h5."""
+    import re
+
+    from ..data.hdf5 import SPLITS, merge_shards, read_attrs
+
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder")
+    dest = out or folder
+    groups: dict[str, list[Path]] = {}
+    for p in sorted(folder.glob("*.shard-*-of-*.h5")):
+        m = re.match(r"^(.+)\.shard-\d+-of-\d+\.h5$", p.name)
+        if m:
+            groups.setdefault(m.group(1), []).append(p)
+    if not groups:
+        raise UserError(f"no shard files (<split>.shard-i-of-n.h5) in {folder}")
+    unknown = sorted(set(groups) - set(SPLITS))
+    if unknown:
+        raise UserError(f"unexpected shard names {unknown}; expected splits {list(SPLITS)}")
+    targets = {s: dest / f"{s}.h5" for s in groups}
+    if not overwrite:
+        for t in targets.values():
+            if t.exists():
+                raise UserError(f"{t} exists; pass --overwrite to replace it")
+    for s, paths in groups.items():
+        import h5py
+
+        total = 0
+        for p in paths:
+            read_attrs(p)
+            with h5py.File(p, "r") as f:
+                total += f["meta/subject_id"].shape[0] if "meta/subject_id" in f else 0
+        if total == 0:
+            typer.echo(f"{s}: no slices in any shard, nothing written")
+            continue
+        n = merge_shards(paths, targets[s], compression=compression)
+        typer.echo(f"wrote {targets[s]} ({n} slices from {len(paths)} shards)")
+
+
+def write_preview(file: Path, out: Path, *, index: int = 0, overwrite: bool = True) -> Path:
+    """Montage of one slice of a dataset file (see :func:`preview_cmd`); returns ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+
+    import operators as ops
+
+    from .._io import atomic_path, check_output_path
+    from ..data.dataset import MSLDataset
+
+    check_output_path(out, overwrite=overwrite)
+    ds = MSLDataset(file)
+    if len(ds) == 0:
+        raise UserError(f"{file} holds no slices")
+    if not -len(ds) <= index < len(ds):
+        raise UserError(f"--index {index} out of range: {file} has {len(ds)} slices")
+    item = ds[index]
+    mr = next((m for m in ds.modalities if m != "ct"), None)
+    panels: list[tuple[str, np.ndarray, str]] = []
+    if "ct" in item:
+        panels.append(("GT CT", item["ct"][0].numpy(), "gray"))
+    if mr is not None:
+        panels.append((f"GT {mr.upper()}", item[mr][0].numpy(), "gray"))
+    if "ct_sino" in item and ds.geometry is not None:
+        fbp = ops.FBP(ds.geometry)(item["ct_sino"][None].double())[0].numpy()
+        panels.append((f"FBP ({ds.geometry.n_views} views)", fbp, "gray"))
+    if mr is not None and f"{mr}_kspace" in item:
+        k = item[f"{mr}_kspace"]
+        samp = ds.sampling[mr]
+        op = (
+            ops.CartesianFourier(item[f"{mr}_mask"])
+            if f"{mr}_mask" in item
+            else ops.NUFFT(samp, image_shape=item[mr].shape[-2:])
+        )
+        maps = ds.coil_maps(mr)
+        if maps is not None:
+            op = ops.SENSE(maps, op)
+        zf = op.pseudo_inverse()(k[None])[0].abs().numpy()
+        panels.append((f"zero-filled {mr.upper()}", zf, "gray"))
+    if "ct_sino" in item:
+        panels.append(("sinogram", item["ct_sino"].numpy(), "magma"))
+    if mr is not None and f"{mr}_kspace" in item:
+        k = item[f"{mr}_kspace"]
+        if k.ndim == 3:  # coils: root-sum-of-squares
+            k = k.abs().pow(2).sum(0).sqrt()
+        if f"{mr}_mask" in item:
+            panels.append(("log |k|", np.log1p(k.abs().numpy() * 100), "viridis"))
+            panels.append(("mask", item[f"{mr}_mask"].numpy().astype(float), "gray"))
+        else:
+            panels.append(
+                (
+                    "log |k| per spoke",
+                    np.log1p(k.abs().reshape(ds.sampling[mr].n_spokes, -1).numpy() * 100),
+                    "viridis",
+                )
+            )
+    cols = 4
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (title, img, cmap) in zip(axes.flat, panels, strict=False):
+        kw = {"vmin": 0.0, "vmax": 1.0} if cmap == "gray" and title != "mask" else {}
+        aspect = "auto" if title.startswith(("sinogram", "log |k| per")) else "equal"
+        ax.imshow(img, cmap=cmap, aspect=aspect, interpolation="nearest", **kw)
+        ax.set_title(title, fontsize=9)
+    subj = ds.subject_ids()[index]
+    fig.suptitle(f"{Path(file).name} — slice {index} ({subj})", fontsize=10)
+    fig.tight_layout()
+    fmt = out.suffix.lstrip(".").lower() or "png"
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=110)
+    plt.close(fig)
+    del torch
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    """Add the data commands to the ``msl-recon`` app."""
+    app.command("simulate")(simulate_cmd)
+    app.command("inspect")(inspect_cmd)
+    app.command("preview")(preview_cmd)
+    app.command("merge")(merge_cmd)
