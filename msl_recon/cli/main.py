@@ -28,7 +28,7 @@ app = typer.Typer(
 )
 
 # command modules, in the order they appear in --help
-_COMMAND_MODULES: list[str] = []
+_COMMAND_MODULES: list[str] = ["simulate", "train", "reconstruct", "demo"]
 
 
 def _version_callback(value: bool) -> None:
@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("interrupted", err=True)
         return 130
     except Exception as exc:  # click usage errors
-        import click
+        try:
+            import click
+        except ModuleNotFoundError:  # typer >= 0.16 vendors click as typer._click
+            from typer import _click as click
 
         if isinstance(exc, click.exceptions.ClickException):
             exc.show()

@@ -1,0 +1,695 @@
+"""The MSL training loop: exact resume, optional DDP, checkpoints, validation and logging.
+
+Determinism
+-----------
+The data stream is the concatenation of per-epoch permutations; epoch ``e`` is
+``numpy.random.default_rng([seed, e]).permutation(n)``, a pure function of ``(seed, epoch)``.
+Each optimiser step consumes ``batch_size * world_size`` consecutive stream entries (rank ``r``
+takes block ``r``), so the position in the data is a single integer ``consumed`` that the
+checkpoint stores. Training-time randomisation (view subsets, acceleration, modality dropout) draws
+from a generator seeded by ``(seed, iteration)``; dropout inside the network draws from torch's
+global generator, whose state the checkpoint stores. An interrupted and resumed CPU run therefore
+ends with bit-identical weights to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .checkpoint import (
+    capture_rng_state,
+    config_from_dict,
+    config_to_dict,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from .distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    cleanup_distributed,
+    init_distributed,
+    replica_checksums,
+    shard_batch,
+    stream_indices,
+)
+from .logger import RunLogger
+
+__all__ = [
+    "TrainOptions",
+    "TrainResult",
+    "canonical_modalities",
+    "config_to_dict",
+    "lam_for_modality",
+    "move_batch",
+    "randomize_batch",
+    "resolve_config",
+    "resolve_device",
+    "stream_indices",
+    "train",
+    "validate",
+]
+
+MODALITY_ALIASES = {"mr": "t1", "mri": "t1"}
+KNOWN_MODALITIES = ("ct", "t1", "t2")
+
+
+# ---------------------------------------------------------------------------- small helpers
+def canonical_modalities(spec: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """Parse ``"ct,mr"`` (alias ``mr`` = ``t1``) into ``("ct", "t1")``; ``None`` stays ``None``.
+
+    Raises
+    ------
+    UserError
+        On an unknown or repeated modality name.
+    """
+    if spec is None:
+        return None
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out: list[str] = []
+    for raw in items:
+        m = MODALITY_ALIASES.get(raw.strip().lower(), raw.strip().lower())
+        if not m:
+            continue
+        if m not in KNOWN_MODALITIES:
+            raise UserError(f"unknown modality {raw!r}; allowed: ct, t1, t2 (alias mr = t1)")
+        if m in out:
+            raise UserError(f"modality {m!r} given twice")
+        out.append(m)
+    if not out:
+        raise UserError("no modality given")
+    return tuple(out)
+
+
+def resolve_device(spec: str | None) -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``None``/``"auto"`` (CUDA when available)."""
+    if spec in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(spec)
+    except RuntimeError as exc:
+        raise UserError(f"invalid device {spec!r}: use cpu, cuda or cuda:N") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda requested but CUDA is not available")
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"unsupported device {spec!r}: use cpu or cuda")
+    return dev
+
+
+def resolve_config(spec: Any) -> Any:
+    """An ``MSLConfig`` from a name (``small``/``paper``), a TOML/YAML path or a config object."""
+    from ..model import MSLConfig, load_config
+
+    if isinstance(spec, MSLConfig):
+        return spec
+    if isinstance(spec, dict):
+        return config_from_dict(spec)
+    s = str(spec)
+    if s in ("small", "paper"):
+        return MSLConfig.named(s)
+    p = Path(s)
+    if not p.is_file():
+        raise UserError(f"--config {s!r} is neither 'small', 'paper' nor an existing file")
+    try:
+        return load_config(p)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"cannot read config {p}: {exc}") from exc
+
+
+def _with_fields(cfg: Any, **kw: Any) -> Any:
+    """``dataclasses.replace`` restricted to fields the config has (others are ignored)."""
+    names = {f.name for f in dataclasses.fields(cfg)}
+    use = {k: v for k, v in kw.items() if k in names and v is not None}
+    return dataclasses.replace(cfg, **use) if use else cfg
+
+
+def lam_for_modality(index: int, n_modalities: int, batch: int, device: torch.device) -> Any:
+    """λ selecting modality ``index`` of ``n_modalities``: a float for n ≤ 2, else a simplex vertex.
+
+    For two modalities in config order ``(a, b)``, λ=0 gives ``a`` and λ=1 gives ``b``.
+    """
+    if n_modalities <= 2:
+        return float(index)
+    lam = torch.zeros(batch, n_modalities, device=device)
+    lam[:, index] = 1.0
+    return lam
+
+
+def move_batch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Move every tensor of a collated batch to ``device`` (non-blocking)."""
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+        for k, v in batch.items()
+    }
+
+
+def randomize_batch(
+    batch: dict[str, Any],
+    geometry: Any,
+    sampling: dict[str, Any],
+    modalities: Sequence[str],
+    gen: np.random.Generator,
+    *,
+    views: Sequence[int] | None = None,
+    accelerations: Sequence[float] | None = None,
+    modality_dropout: float = 0.0,
+) -> tuple[dict[str, Any], Any, tuple[str, ...]]:
+    """Training-time randomisation of the sensor data of one batch.
+
+    Parameters
+    ----------
+    batch : dict
+        Collated batch (``ct_sino`` ``(B, V, D)``, ``<m>_kspace`` ``(B, H, W)``, ``<m>_mask``).
+    geometry : CTGeometry
+        The stored scan (``V`` views).
+    sampling : dict
+        Modality -> stored sampling (``CartesianMask`` or ``RadialTrajectory``).
+    modalities : sequence of str
+        Modalities of the model.
+    gen : numpy Generator
+        Source of randomness (seeded per iteration by the loop).
+    views : sequence of int, optional
+        Candidate view counts (each ≤ V); one is drawn and an evenly spaced subset of the stored
+        views with a random offset is kept (``ct_sino`` and ``geometry`` are restricted).
+    accelerations : sequence of float, optional
+        Candidate accelerations (Cartesian only, each ≥ the stored one): per sample, stored
+        non-centre columns are dropped at random until ``W / R`` columns remain; the k-space is
+        zeroed on dropped columns.
+    modality_dropout : float
+        Probability that the batch keeps only one (random) modality (needs ≥ 2 modalities).
+
+    Returns
+    -------
+    batch, geometry, present
+        The modified batch (new dict), the CT geometry for it, the modalities present.
+    """
+    batch = dict(batch)
+    present = tuple(modalities)
+    if "ct" in modalities and views:
+        v_stored = int(batch["ct_sino"].shape[-2])
+        n_v = int(gen.choice(np.asarray(views)))
+        if n_v > v_stored or n_v < 1:
+            raise UserError(f"random view count {n_v} outside 1..{v_stored} (stored views)")
+        if n_v < v_stored:
+            offset = int(gen.integers(0, max(v_stored // n_v, 1)))
+            idx = (np.floor(np.arange(n_v) * (v_stored / n_v)).astype(np.int64) + offset) % v_stored
+            idx = np.sort(idx)
+            batch["ct_sino"] = batch["ct_sino"][..., torch.as_tensor(idx), :].contiguous()
+            geometry = geometry.subset(idx)
+    if accelerations:
+        for m in modalities:
+            key = f"{m}_mask"
+            if m == "ct" or key not in batch:
+                continue
+            samp = sampling.get(m)
+            r = float(gen.choice(np.asarray(accelerations, dtype=float)))
+            mask = batch[key].clone()
+            w = mask.shape[-1]
+            keep_total = max(1, round(w / r))
+            centre = np.zeros(w, dtype=bool)
+            if samp is not None and hasattr(samp, "center_slice"):
+                centre[samp.center_slice] = True
+            for b in range(mask.shape[0]):
+                cols = mask[b].any(dim=0).cpu().numpy()
+                optional = np.flatnonzero(cols & ~centre)
+                n_keep_opt = max(0, keep_total - int((cols & centre).sum()))
+                if n_keep_opt >= optional.size:
+                    continue
+                drop = gen.choice(optional, size=optional.size - n_keep_opt, replace=False)
+                mask[b][:, torch.as_tensor(drop)] = False
+            batch[key] = mask
+            kkey = f"{m}_kspace"
+            batch[kkey] = batch[kkey] * mask.to(batch[kkey].dtype)
+    if modality_dropout > 0 and len(modalities) > 1 and gen.random() < modality_dropout:
+        present = (modalities[int(gen.integers(len(modalities)))],)
+    return batch, geometry, present
+
+
+# ---------------------------------------------------------------------------- options / result
+@dataclass
+class TrainOptions:
+    """Everything ``msl-recon train`` needs (CLI flags map 1:1).
+
+    Attributes
+    ----------
+    data : path
+        Directory with ``train.h5`` (and optionally ``val.h5``).
+    out : path
+        Run directory: ``last.pt``, ``ckpt_<iteration>.pt``, ``log.csv``, ``tb/``.
+    config : str or MSLConfig
+        ``"small"``, ``"paper"`` or a TOML/YAML file.
+    modalities : tuple of str, optional
+        Modalities in config order (default: the config's, else all in the data).
+    iterations, batch_size, lr : optional
+        Override the config's values.
+    seed : int
+        Seed of initialisation, data order and randomisation.
+    device : str, optional
+        ``cpu``, ``cuda`` or ``None`` (auto).
+    checkpoint_every, val_every, log_every : int
+        Periods in iterations (0 disables periodic checkpoints/validation).
+    val_samples : int
+        Validation slices evaluated (the first ones of ``val.h5``).
+    resume : bool
+        Continue from ``<out>/last.pt``.
+    overwrite : bool
+        Allow a non-empty run directory to be reused from scratch.
+    random_views : tuple of int, optional
+        Candidate view counts drawn per batch (subsets of the stored views).
+    random_acceleration : tuple of float, optional
+        Candidate Cartesian accelerations drawn per batch.
+    modality_dropout : float
+        Probability that a batch keeps a single modality.
+    stop_after : int, optional
+        Stop (with a checkpoint) after this iteration although ``iterations`` is larger:
+        simulates an interruption (tests) or splits a run into chunks.
+    progress : bool
+        Show a tqdm bar (rank 0 only).
+    tensorboard : bool
+        Also log to TensorBoard when available.
+    num_threads : int, optional
+        ``torch.set_num_threads`` for CPU training.
+    """
+
+    data: Path
+    out: Path
+    config: Any = "small"
+    modalities: tuple[str, ...] | None = None
+    iterations: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int = 0
+    device: str | None = None
+    checkpoint_every: int = 500
+    val_every: int = 500
+    log_every: int = 10
+    val_samples: int = 8
+    resume: bool = False
+    overwrite: bool = False
+    random_views: tuple[int, ...] | None = None
+    random_acceleration: tuple[float, ...] | None = None
+    modality_dropout: float = 0.0
+    stop_after: int | None = None
+    progress: bool = True
+    tensorboard: bool = True
+    num_threads: int | None = None
+    loss_weights: dict[str, float] | None = None
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes
+    ----------
+    run_dir : Path
+    iteration : int
+        Completed iterations.
+    losses : list of float
+        Training loss per iteration run in this call (rank-averaged).
+    val : dict
+        Last validation metrics (empty if none ran).
+    seconds : float
+        Wall time of the iterations of this call.
+    checkpoint : Path or None
+        The last checkpoint written (rank 0).
+    """
+
+    run_dir: Path
+    iteration: int
+    losses: list[float] = field(default_factory=list)
+    val: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    checkpoint: Path | None = None
+
+
+class _LossModule(torch.nn.Module):
+    """Wraps ``msl_losses`` so that DDP sees one forward per step."""
+
+    def __init__(self, net: torch.nn.Module, weights: dict[str, float] | None) -> None:
+        super().__init__()
+        self.net = net
+        self.weights = weights
+
+    def forward(
+        self, batch: dict[str, Any], ops: dict[str, Any], present: Sequence[str]
+    ) -> tuple[torch.Tensor, dict]:
+        from ..model import msl_losses
+
+        return msl_losses(self.net, batch, ops, weights=self.weights, present=list(present))
+
+
+def _collate(dataset: Any, indices: np.ndarray) -> dict[str, Any]:
+    from torch.utils.data import default_collate
+
+    return default_collate([dataset[int(i)] for i in indices])
+
+
+def _cfg(cfg: Any, name: str, default: Any) -> Any:
+    return getattr(cfg, name, default)
+
+
+# ---------------------------------------------------------------------------- validation
+@torch.no_grad()
+def validate(
+    net: torch.nn.Module,
+    dataset: Any,
+    modalities: Sequence[str],
+    device: torch.device,
+    *,
+    n_samples: int = 8,
+    batch_size: int = 4,
+) -> dict[str, float]:
+    """MAE/SSIM/MI/PSNR of the single-modality outputs (λ at each vertex) on validation slices.
+
+    Returns
+    -------
+    dict
+        ``{"<m>_mae": ..., "<m>_ssim": ..., "<m>_mi": ..., "<m>_psnr": ...}`` averaged over the
+        first ``n_samples`` slices.
+    """
+    from .. import metrics
+    from ..model import build_operators
+
+    was_training = net.training
+    net.eval()
+    n = min(int(n_samples), len(dataset))
+    sums: dict[str, float] = {}
+    count = 0
+    try:
+        for start in range(0, n, batch_size):
+            idx = np.arange(start, min(n, start + batch_size))
+            batch = move_batch(_collate(dataset, idx), device)
+            ops = build_operators(batch, dataset.geometry, dataset.sampling, device)
+            ops = {m: ops[m] for m in modalities}
+            meas = {m: _measurement(batch, m) for m in modalities}
+            feats = net.encode(meas, ops)
+            for i, m in enumerate(modalities):
+                lam = lam_for_modality(i, len(modalities), len(idx), device)
+                out = net.decode(feats, lam).float().clamp(0, 1)
+                gt = batch[m].float()
+                x, y = out[:, 0], gt[:, 0]
+                vals = {
+                    "mae": metrics.mae(x, y),
+                    "ssim": metrics.ssim(x, y),
+                    "mi": metrics.nmi(x, y),
+                    "psnr": metrics.psnr(x, y).clamp(max=100.0),
+                }
+                for k, v in vals.items():
+                    key = f"{m}_{k}"
+                    sums[key] = sums.get(key, 0.0) + float(v.sum())
+            count += len(idx)
+    finally:
+        net.train(was_training)
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+def _measurement(batch: dict[str, Any], m: str) -> torch.Tensor:
+    return batch["ct_sino"] if m == "ct" else batch[f"{m}_kspace"]
+
+
+# ---------------------------------------------------------------------------- training
+def _open_datasets(opts: TrainOptions, modalities: tuple[str, ...] | None) -> tuple[Any, Any]:
+    from ..data.dataset import MSLDataset
+
+    data = Path(opts.data)
+    train_path = data / "train.h5" if data.is_dir() else data
+    if not train_path.is_file():
+        raise UserError(f"training data {train_path} does not exist (expected DIR/train.h5)")
+    try:
+        train_ds = MSLDataset(train_path, modalities=modalities)
+    except UserError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(f"cannot open {train_path}: {exc}") from exc
+    val_path = train_path.parent / "val.h5"
+    val_ds = MSLDataset(val_path, modalities=train_ds.modalities) if val_path.is_file() else None
+    return train_ds, val_ds
+
+
+def _prepare_run_dir(opts: TrainOptions, info: DistInfo) -> Path:
+    out = Path(opts.out)
+    if info.is_main:
+        if opts.resume:
+            if not (out / "last.pt").is_file():
+                raise UserError(f"--resume: no checkpoint {out / 'last.pt'}")
+        elif out.exists() and any(out.iterdir()) and not opts.overwrite:
+            raise UserError(f"run directory {out} is not empty; pass --overwrite or --resume")
+        out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def train(opts: TrainOptions) -> TrainResult:
+    """Train an MSL network (single process, or one rank of a ``torchrun`` job).
+
+    Parameters
+    ----------
+    opts : TrainOptions
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    UserError
+        Missing data, a non-empty run directory without ``--overwrite``/``--resume``, a
+        modality missing from the data, an invalid config.
+    """
+    from ..model import MSLNet, build_operators
+
+    device = resolve_device(opts.device)
+    if opts.num_threads:
+        torch.set_num_threads(int(opts.num_threads))
+    info = init_distributed(device)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    try:
+        return _train(opts, device, info, MSLNet, build_operators)
+    finally:
+        cleanup_distributed(info)
+
+
+def _train(
+    opts: TrainOptions, device: torch.device, info: DistInfo, MSLNet: Any, build_operators: Any
+) -> TrainResult:
+    run_dir = _prepare_run_dir(opts, info)
+    ckpt: dict[str, Any] | None = None
+    if opts.resume:
+        ckpt = load_checkpoint(run_dir / "last.pt", map_location="cpu")
+        cfg = config_from_dict(ckpt["config"])
+        modalities = tuple(ckpt["modalities"])
+        saved = ckpt.get("train_args", {})
+        seed = int(saved.get("seed", opts.seed))
+        batch_size = int(saved.get("batch_size"))
+        iterations = int(opts.iterations or saved.get("iterations"))
+        # exact resume: the randomisation and loss settings of the run, not of the command line
+        opts = dataclasses.replace(
+            opts,
+            random_views=tuple(saved.get("random_views") or ()) or None,
+            random_acceleration=tuple(saved.get("random_acceleration") or ()) or None,
+            modality_dropout=float(saved.get("modality_dropout", 0.0)),
+            loss_weights=dict(saved.get("loss_weights") or {}) or None,
+        )
+    else:
+        cfg = resolve_config(opts.config)
+        modalities = (
+            canonical_modalities(opts.modalities)
+            or tuple(_cfg(cfg, "modalities", ()) or ())
+            or None
+        )
+        seed = int(opts.seed)
+        batch_size = int(opts.batch_size or _cfg(cfg, "batch_size", 4))
+        iterations = int(opts.iterations or _cfg(cfg, "iterations", 1000))
+    train_ds, val_ds = _open_datasets(opts, modalities)
+    modalities = tuple(train_ds.modalities) if modalities is None else modalities
+    missing = [m for m in modalities if m not in train_ds.modalities]
+    if missing:
+        raise UserError(f"modalities {missing} not in the training data {train_ds.modalities}")
+    if ckpt is None:
+        n_px = int(train_ds[0][modalities[0]].shape[-1])
+        try:
+            cfg = _with_fields(cfg, modalities=modalities, image_size=n_px)
+        except ValueError as exc:
+            raise UserError(f"the config does not fit the data ({n_px}² images): {exc}") from exc
+    lr = float(opts.lr) if (opts.lr and ckpt is None) else float(_cfg(cfg, "lr", 2e-4))
+    if ckpt is not None:
+        lr = float(ckpt["train_args"].get("lr", lr))
+
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - the legacy global state, for user code
+    net = MSLNet(cfg).to(device)
+    optim = torch.optim.Adam(
+        net.parameters(),
+        lr=lr,
+        betas=tuple(_cfg(cfg, "betas", (0.5, 0.99))),
+        weight_decay=float(_cfg(cfg, "weight_decay", 1e-4)),
+    )
+    sched = torch.optim.lr_scheduler.StepLR(
+        optim,
+        step_size=int(_cfg(cfg, "lr_step", _cfg(cfg, "lr_decay_every", 10_000))),
+        gamma=float(_cfg(cfg, "lr_gamma", _cfg(cfg, "lr_decay", 0.5))),
+    )
+    iteration, consumed = 0, 0
+    if ckpt is not None:
+        net.load_state_dict(ckpt["model"])
+        optim.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        iteration = int(ckpt["iteration"])
+        consumed = int(ckpt["data_state"]["consumed"])
+        restore_rng_state(ckpt["rng"])
+        if ckpt["data_state"].get("world_size", 1) != info.world_size:
+            raise UserError(
+                f"checkpoint was written by {ckpt['data_state'].get('world_size', 1)} processes, "
+                f"resuming with {info.world_size}: exact resume needs the same world size"
+            )
+    weights = opts.loss_weights
+    loss_mod: torch.nn.Module = _LossModule(net, weights)
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        loss_mod = DistributedDataParallel(
+            loss_mod,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
+    train_args = {
+        "seed": seed,
+        "batch_size": batch_size,
+        "iterations": iterations,
+        "lr": lr,
+        "random_views": list(opts.random_views or []),
+        "random_acceleration": list(opts.random_acceleration or []),
+        "modality_dropout": float(opts.modality_dropout),
+        "data": str(opts.data),
+        "loss_weights": dict(weights or {}),
+    }
+    logger = RunLogger(
+        run_dir,
+        enabled=info.is_main,
+        tensorboard=opts.tensorboard,
+        resume_iteration=iteration if ckpt is not None else None,
+    )
+    result = TrainResult(run_dir=run_dir, iteration=iteration)
+    end = iterations if opts.stop_after is None else min(iterations, int(opts.stop_after))
+    global_batch = batch_size * info.world_size
+    autocast = device.type == "cuda"
+    bar = None
+    if opts.progress and info.is_main:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=iterations, initial=iteration, desc="train", unit="it", dynamic_ncols=True)
+
+    def checkpoint(name_iter: bool) -> None:
+        sums = replica_checksums(net, info)  # collective: every rank takes part
+        if len(set(sums)) != 1:
+            raise RuntimeError(f"DDP replicas diverged at iteration {iteration}: checksums {sums}")
+        if not info.is_main:
+            return
+        state = {
+            "model": net.state_dict(),
+            "optimizer": optim.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": capture_rng_state(),
+            "data_state": {"seed": seed, "consumed": consumed, "world_size": info.world_size},
+            "iteration": iteration,
+            "config": config_to_dict(cfg),
+            "train_args": train_args,
+            "modalities": list(modalities),
+            "geometry": train_ds.geometry.to_dict(),
+            "sampling": {m: s.to_dict() for m, s in train_ds.sampling.items()},
+            "val": dict(result.val),
+            "replica_checksums": sums,
+        }
+        path = save_checkpoint(run_dir / "last.pt", state)
+        if name_iter:
+            path = save_checkpoint(run_dir / f"ckpt_{iteration:07d}.pt", state)
+        result.checkpoint = path
+
+    net.train()
+    t0 = time.perf_counter()
+    try:
+        while iteration < end:
+            gidx = stream_indices(seed, len(train_ds), consumed, global_batch)
+            idx = shard_batch(gidx, info)
+            gen = np.random.default_rng([seed, 7919, iteration])
+            batch = _collate(train_ds, idx)
+            batch, geom, present = randomize_batch(
+                batch,
+                train_ds.geometry,
+                train_ds.sampling,
+                modalities,
+                gen,
+                views=opts.random_views,
+                accelerations=opts.random_acceleration,
+                modality_dropout=opts.modality_dropout,
+            )
+            batch = move_batch(batch, device)
+            ops = build_operators(batch, geom, train_ds.sampling, device)
+            ops = {m: ops[m] for m in present}
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+                total, parts = loss_mod(batch, ops, present)
+            optim.zero_grad(set_to_none=True)
+            total.backward()
+            optim.step()
+            sched.step()
+            iteration += 1
+            consumed += global_batch
+            loss = float(all_reduce_mean(total.detach().float(), info))
+            if not math.isfinite(loss):
+                raise RuntimeError(f"training diverged: loss {loss} at iteration {iteration}")
+            result.losses.append(loss)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            if opts.log_every and (iteration % opts.log_every == 0 or iteration == end):
+                row = {"loss": loss, "lr": sched.get_last_lr()[0]}
+                row.update({k: float(v) for k, v in parts.items()})
+                logger.log(iteration, row, prefix="")
+            if (
+                val_ds is not None
+                and opts.val_every
+                and (iteration % opts.val_every == 0 or iteration == iterations)
+            ):
+                if info.is_main:
+                    result.val = validate(
+                        net, val_ds, modalities, device, n_samples=opts.val_samples
+                    )
+                    logger.log(iteration, result.val, prefix="val_")
+                    if bar is not None:
+                        bar.write(
+                            f"[{iteration}] val "
+                            + " ".join(f"{k}={v:.4f}" for k, v in result.val.items())
+                        )
+                barrier(info)
+            periodic = opts.checkpoint_every and iteration % opts.checkpoint_every == 0
+            if periodic or iteration == end:
+                checkpoint(bool(periodic))
+                barrier(info)
+    finally:
+        if bar is not None:
+            bar.close()
+        logger.close()
+    result.iteration = iteration
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def bare_model(module: torch.nn.Module) -> torch.nn.Module:
+    """The underlying network of a DDP/loss wrapper."""
+    while hasattr(module, "module"):
+        module = module.module
+    return getattr(module, "net", module)
