@@ -1,0 +1,92 @@
+"""The benchmark runner: results store, resume, report, and a micro suite end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.experiments import EXPERIMENTS
+from benchmarks.report import render_results, table_markdown
+from benchmarks.store import ResultStore
+
+
+def test_table_markdown_merges_std_columns():
+    rows = [
+        {"method": "A", "MAE": 0.01, "MAE_std": 0.002},
+        {"method": "B", "MAE": 0.5, "MAE_std": 0.1},
+    ]
+    md = table_markdown(rows)
+    assert md.splitlines()[0] == "| method | MAE |"
+    assert "0.0100 ± 0.0020" in md
+    assert "| B | 0.5000 ± 0.1000 |" in md
+
+
+def test_store_persists_and_resumes(tmp_path):
+    path = tmp_path / "results.json"
+    store = ResultStore(path, "micro", {"image_size": 32})
+    assert not store.done("lambda_sweep")
+    store.put("lambda_sweep", {"tables": {"t": [{"x": 1.0}]}})
+    again = ResultStore(path, "micro", {"image_size": 32})
+    assert again.done("lambda_sweep")
+    assert again.get("lambda_sweep")["tables"]["t"][0]["x"] == 1.0
+    assert again.data["environment"]["versions"]["torch"]
+    again.forget("lambda_sweep")
+    assert not ResultStore(path, "micro", {}).done("lambda_sweep")
+    with pytest.raises(ValueError, match="belongs to suite"):
+        ResultStore(path, "quick", {})
+
+
+def test_report_lists_every_experiment(tmp_path):
+    data = {
+        "suite": "micro",
+        "config": {},
+        "environment": {},
+        "experiments": {
+            "main_table": {"tables": {"main": [{"method": "MSL", "MAE": 0.1}]}, "seconds": 1.0}
+        },
+    }
+    render_results(data, tmp_path / "RESULTS.md")
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| MSL | 0.1000 |" in text
+    assert text.count("_not run_") == len(EXPERIMENTS) - 1
+
+
+@pytest.mark.slow
+def test_micro_suite_end_to_end(tmp_path):
+    from benchmarks.__main__ import main
+
+    out = tmp_path / "micro"
+    assert main(["run", "--suite", "micro", "--out", str(out), "--quiet", "--threads", "2"]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert set(data["experiments"]) == set(EXPERIMENTS)
+    for name, res in data["experiments"].items():
+        assert "error" not in res, (name, res.get("error"))
+    main_rows = data["experiments"]["main_table"]["tables"]["main"]
+    methods = {r["method"] for r in main_rows}
+    for m in (
+        "FBP / zero-filled",
+        "TV (single-modality CS)",
+        "Joint TV (CS joint CT-MRI)",
+        "pix2pix (MRI→CT, CT→MRI)",
+        "DeepFusion",
+        "MSL (CT+MRI)",
+        "MSL single-modality",
+    ):
+        assert m in methods
+    for r in main_rows:
+        assert {"MAE", "SSIM", "MI", "PSNR"} <= set(r)
+    assert len(data["experiments"]["lambda_sweep"]["tables"]["lambda_sweep"]) == 11
+    cases = {r["case"] for r in data["experiments"]["sampling_robustness"]["tables"]["robustness"]}
+    assert len(cases) == 5
+    text = (out / "RESULTS.md").read_text()
+    assert "_not run_" not in text
+    for fig in ("lambda_strip.png", "lambda_curves.png", "methods.png", "robustness.png"):
+        assert (out / "figures" / fig).stat().st_size > 1000
+    # a second run resumes: nothing is redone
+    assert main(["run", "--suite", "micro", "--out", str(out), "--quiet"]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert (
+        again["experiments"]["main_table"]["seconds"]
+        == data["experiments"]["main_table"]["seconds"]
+    )
