@@ -64,7 +64,9 @@ class Context:
         self.progress = progress
         self._timing_path = self.cache / "timings.json"
         self.timings: dict[str, float] = (
-            json.loads(self._timing_path.read_text()) if self._timing_path.exists() else {}
+            json.loads(self._timing_path.read_text(encoding="utf-8"))
+            if self._timing_path.exists()
+            else {}
         )
         self._models: dict[str, Any] = {}
 
@@ -72,7 +74,7 @@ class Context:
     def record_time(self, key: str, seconds: float) -> None:
         """Remember a wall time (persisted with the cache)."""
         self.timings[key] = float(seconds)
-        self._timing_path.write_text(json.dumps(self.timings, indent=1))
+        self._timing_path.write_text(json.dumps(self.timings, indent=1), encoding="utf-8")
 
     def config_spec(self, **overrides: Any) -> str:
         """The MSL config of this suite (name or TOML path), with optional field overrides."""
@@ -86,7 +88,7 @@ class Context:
             text += f"{k} = {json.dumps(v)}\n"
         name = "-".join(f"{k}-{v}" for k, v in overrides.items()) or "base"
         path = self.cache / f"config-{name}.toml"
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
         return str(path)
 
     # ------------------------------------------------------------------ data

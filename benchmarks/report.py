@@ -98,4 +98,4 @@ def render_results(data: dict[str, Any], path: Path) -> None:
         for fig in res.get("figures") or []:
             out.append(f"![{name}]({fig})")
         out.append(f"\n_{res.get('seconds', 0):.0f} s_\n")
-    path.write_text("\n".join(out))
+    path.write_text("\n".join(out), encoding="utf-8")

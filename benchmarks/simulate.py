@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "note": "shared 2-core machine; timings are noisy",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2), encoding="utf-8")
     print("| size | method | slices/s | setup s | peak RSS MB |")
     print("|---|---|---|---|---|")
     for r in rows:

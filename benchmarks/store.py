@@ -80,7 +80,7 @@ class ResultStore:
     def __init__(self, path: Path, suite: str, config: dict[str, Any]) -> None:
         self.path = Path(path)
         if self.path.exists():
-            self.data = json.loads(self.path.read_text())
+            self.data = json.loads(self.path.read_text(encoding="utf-8"))
             if self.data.get("suite") != suite:
                 raise ValueError(
                     f"{self.path} belongs to suite {self.data.get('suite')!r}, not {suite!r}"
@@ -111,7 +111,7 @@ class ResultStore:
         """Write ``results.json`` atomically."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".results.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(self.data, f, indent=1, default=_json_default)
         os.replace(tmp, self.path)
 

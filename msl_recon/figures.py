@@ -178,7 +178,7 @@ def write_metrics_tables(
                 cols.append(k)
     paths = {"md": out / f"{stem}.md", "csv": out / f"{stem}.csv", "json": out / f"{stem}.json"}
     with atomic_path(paths["md"]) as tmp:
-        tmp.write_text(metrics_markdown(rows, title=title))
+        tmp.write_text(metrics_markdown(rows, title=title), encoding="utf-8")
     with atomic_path(paths["csv"]) as tmp, tmp.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
@@ -188,5 +188,5 @@ def write_metrics_tables(
     if extra:
         payload["extra"] = extra
     with atomic_path(paths["json"]) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, default=float))
+        tmp.write_text(json.dumps(payload, indent=2, default=float), encoding="utf-8")
     return paths

@@ -145,8 +145,10 @@ def run_demo(
         )
     summary += ["", metrics_markdown(rec["metrics"], title="Held-out test slices"), ""]
     summary.append("Figures: `recon/png/slice_*.png`; stacks: `recon/recon.h5`, `recon/nifti/`.")
-    (out / "summary.md").write_text("\n".join(summary) + "\n")
-    (out / "timings.json").write_text(json.dumps({**times, "train_it_per_s": its}, indent=2))
+    (out / "summary.md").write_text("\n".join(summary) + "\n", encoding="utf-8")
+    (out / "timings.json").write_text(
+        json.dumps({**times, "train_it_per_s": its}, indent=2), encoding="utf-8"
+    )
     return {"times": times, "train": res, "metrics": rec["metrics"], "objective": rec["objective"]}
 
 
@@ -169,7 +171,7 @@ def demo_cmd(
         out, iterations=iterations, size=size, subjects=subjects, slices=slices, config=config,
         opt_steps=opt_steps, device=device, seed=seed, overwrite=overwrite, progress=not quiet,
     )  # fmt: skip
-    typer.echo((out / "summary.md").read_text())
+    typer.echo((out / "summary.md").read_text(encoding="utf-8"))
     typer.echo(f"demo finished in {time.perf_counter() - t:.0f} s: see {out}/summary.md")
 
 

@@ -49,7 +49,7 @@ def _load_geometry(
         if not geometry_file.is_file():
             raise UserError(f"geometry file {geometry_file} does not exist")
         try:
-            d = json.loads(geometry_file.read_text())
+            d = json.loads(geometry_file.read_text(encoding="utf-8"))
             g = geo.geometry_from_dict(d)
         except (json.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
             raise UserError(f"{geometry_file} is not a valid CT geometry JSON: {exc}") from None

@@ -225,7 +225,11 @@ class MSLConfig:
         available = named_configs()
         if name not in available:
             raise ValueError(f"unknown config {name!r}; available: {available}")
-        text = resources.files("msl_recon").joinpath("configs", f"{name}.toml").read_text()
+        text = (
+            resources.files("msl_recon")
+            .joinpath("configs", f"{name}.toml")
+            .read_text(encoding="utf-8")
+        )
         d = tomllib.loads(text)
         d.setdefault("name", name)
         d.update(overrides)
@@ -249,11 +253,11 @@ def load_config(path: str | Path) -> MSLConfig:
         raise FileNotFoundError(f"config file not found: {p}")
     suffix = p.suffix.lower()
     if suffix == ".toml":
-        d = tomllib.loads(p.read_text())
+        d = tomllib.loads(p.read_text(encoding="utf-8"))
     elif suffix in (".yaml", ".yml"):
         import yaml
 
-        d = yaml.safe_load(p.read_text()) or {}
+        d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     else:
         raise ValueError(f"config file must be .toml, .yaml or .yml, got {p.name}")
     if not isinstance(d, dict):

@@ -47,7 +47,7 @@ def test_report_lists_every_experiment(tmp_path):
         },
     }
     render_results(data, tmp_path / "RESULTS.md")
-    text = (tmp_path / "RESULTS.md").read_text()
+    text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
     assert "| MSL | 0.1000 |" in text
     assert text.count("_not run_") == len(EXPERIMENTS) - 1
 
@@ -58,7 +58,7 @@ def test_micro_suite_end_to_end(tmp_path):
 
     out = tmp_path / "micro"
     assert main(["run", "--suite", "micro", "--out", str(out), "--quiet", "--threads", "2"]) == 0
-    data = json.loads((out / "results.json").read_text())
+    data = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert set(data["experiments"]) == set(EXPERIMENTS)
     for name, res in data["experiments"].items():
         assert "error" not in res, (name, res.get("error"))
@@ -79,13 +79,13 @@ def test_micro_suite_end_to_end(tmp_path):
     assert len(data["experiments"]["lambda_sweep"]["tables"]["lambda_sweep"]) == 11
     cases = {r["case"] for r in data["experiments"]["sampling_robustness"]["tables"]["robustness"]}
     assert len(cases) == 5
-    text = (out / "RESULTS.md").read_text()
+    text = (out / "RESULTS.md").read_text(encoding="utf-8")
     assert "_not run_" not in text
     for fig in ("lambda_strip.png", "lambda_curves.png", "methods.png", "robustness.png"):
         assert (out / "figures" / fig).stat().st_size > 1000
     # a second run resumes: nothing is redone
     assert main(["run", "--suite", "micro", "--out", str(out), "--quiet"]) == 0
-    again = json.loads((out / "results.json").read_text())
+    again = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert (
         again["experiments"]["main_table"]["seconds"]
         == data["experiments"]["main_table"]["seconds"]

@@ -136,7 +136,7 @@ def test_run_reconstruct_writes_everything(tiny, tmp_path) -> None:
     }  # fmt: skip
     assert all(0 <= r["mae"] <= 1 and 1 <= r["mi"] <= 2 for r in rows)
     # title, blank line, header, rule, rows
-    assert (out / "metrics.md").read_text().count("\n") == len(rows) + 4
+    assert (out / "metrics.md").read_text(encoding="utf-8").count("\n") == len(rows) + 4
     obj = res["objective"]
     assert len(obj["before"]) == 2 and obj["after_mean"] >= obj["before_mean"]
 

@@ -43,7 +43,7 @@ def test_reconstruct_mr_only_with_map(setup, tmp_path, capsys) -> None:
     assert rc == 0
     text = capsys.readouterr().out
     assert "| MSL | map | GT T1 |" in text
-    payload = json.loads((out / "metrics.json").read_text())
+    payload = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     rows = {(r["output"], r["lambda"], r["reference"]): r for r in payload["rows"]}
     assert ("input zero-filled T1", "-", "GT T1") in rows
     assert ("input FBP", "-", "GT CT") not in rows  # CT data was not used
@@ -52,7 +52,7 @@ def test_reconstruct_mr_only_with_map(setup, tmp_path, capsys) -> None:
         rows[("MSL", "1", "GT T1")]["mae"], abs=1e-6
     )
     assert (out / "png" / "slice_0001.png").is_file()
-    assert (out / "metrics.csv").read_text().startswith("output,lambda,reference,mae,ssim,mi,psnr")
+    assert (out / "metrics.csv").read_text(encoding="utf-8").startswith("output,lambda,reference,mae,ssim,mi,psnr")
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ def test_bad_reconstruct_input_exits_2(setup, tmp_path, capsys, extra, message) 
     assert main(args + extra) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
-    assert (tmp_path / "existing" / "recon.h5").read_text() == "old"
+    assert (tmp_path / "existing" / "recon.h5").read_text(encoding="utf-8") == "old"
 
 
 def test_reconstruct_fewer_views_higher_acceleration(setup, tmp_path) -> None:
@@ -111,7 +111,7 @@ def test_demo_end_to_end(tmp_path) -> None:
     rc = main(["demo", "--out", str(out), "--size", "64", "--subjects", "3", "--slices", "2",
                "--iterations", "3", "--opt-steps", "3", "--quiet", "--device", "cpu"])  # fmt: skip
     assert rc == 0
-    summary = (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text(encoding="utf-8")
     assert "| MSL | optimized | GT CT |" in summary and "| MSL | map | GT T1 |" in summary
     assert (out / "run" / "last.pt").is_file() and (out / "lambda_map.png").is_file()
     assert len(list((out / "recon" / "png").glob("slice_*.png"))) >= 1

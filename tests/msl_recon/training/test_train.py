@@ -43,7 +43,7 @@ def test_tiny_training_decreases_loss_and_validates(tiny_data, tmp_path) -> None
     assert ckpt["modalities"] == ["ct", "t1"]
     assert ckpt["data_state"]["consumed"] == 12
     assert ckpt["config"]["image_size"] == 32
-    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    log = (tmp_path / "run" / "log.csv").read_text(encoding="utf-8").splitlines()
     assert log[0].startswith("iteration,loss,lr")
     assert any("val_ct_ssim" in line for line in log[:1])
 
