@@ -32,7 +32,7 @@ def demo_lambda_map(n: int) -> np.ndarray:
 def run_demo(
     out: Path,
     *,
-    iterations: int = 300,
+    iterations: int = 400,
     size: int = 128,
     subjects: int = 6,
     slices: int = 8,
@@ -154,7 +154,7 @@ def run_demo(
 
 def demo_cmd(
     out: Path = typer.Option(Path("msl-demo"), "--out", "-o", help="Demo directory."),
-    iterations: int = typer.Option(300, "--iterations", min=1, help="Training iterations."),
+    iterations: int = typer.Option(400, "--iterations", min=1, help="Training iterations."),
     size: int = typer.Option(128, "--size", min=32, help="Image side (multiple of 16)."),
     subjects: int = typer.Option(6, "--subjects", min=3, help="Phantom subjects."),
     slices: int = typer.Option(8, "--slices", min=1, help="Slices per subject."),

@@ -52,7 +52,8 @@ def test_reconstruct_mr_only_with_map(setup, tmp_path, capsys) -> None:
         rows[("MSL", "1", "GT T1")]["mae"], abs=1e-6
     )
     assert (out / "png" / "slice_0001.png").is_file()
-    assert (out / "metrics.csv").read_text(encoding="utf-8").startswith("output,lambda,reference,mae,ssim,mi,psnr")
+    header = "output,lambda,reference,mae,ssim,mi,psnr"
+    assert (out / "metrics.csv").read_text(encoding="utf-8").startswith(header)
 
 
 @pytest.mark.parametrize(
