@@ -165,7 +165,7 @@ class Context:
         run_simulation(run)
 
     def test_set(self, name: str = "main", split: str = "test", **kw: Any) -> Any:
-        """An :class:`MSLDataset` of a split (``n_views``/``acceleration`` re-derive sparser data)."""
+        """An :class:`MSLDataset` of a split (``n_views``, ``acceleration``: sparser data)."""
         from msl_recon.data.dataset import MSLDataset
 
         return MSLDataset(self.dataset_dir(name) / f"{split}.h5", **kw)

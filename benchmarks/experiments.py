@@ -157,8 +157,9 @@ def training_quality(ctx: Context) -> dict:
     return {
         "tables": {"quality": rows, "targets": targets},
         "notes": [
-            f"{s.iters_main} iterations of the `{s.config}` config at {s.image_size}², batch {s.batch_size}: "
-            f"{t_main:.0f} s, {spi:.3f} s/iteration ({1 / spi:.2f} it/s), same machine as everything else.",
+            f"{s.iters_main} iterations of the `{s.config}` config at {s.image_size}², "
+            f"batch {s.batch_size}: {t_main:.0f} s, {spi:.3f} s/iteration ({1 / spi:.2f} it/s), "
+            "same machine as everything else.",
             "Equal wall time: the CT+MRI checkpoint whose elapsed training time is closest to the "
             "single-modality model's whole run.",
         ],
@@ -341,7 +342,8 @@ def main_table(ctx: Context) -> dict:
         "notes": [
             f"{len(idx)} test slices from held-out subjects; CS weights chosen on "
             f"{s.cs_val_slices} validation slices by grid search; {s.cs_iters} PDHG iterations.",
-            "FUSION is not listed: at λ=0/1 it returns its inputs (see the registration experiment).",
+            "FUSION is not listed: at λ=0/1 it returns its inputs (see the registration "
+            "experiment).",
         ],
     }
 
@@ -526,7 +528,8 @@ def registration(ctx: Context) -> dict:
         "tables": {"registration": rows},
         "figures": [fig],
         "notes": [
-            "Shifts are the paper's 5/10/15 px on its 384² grid, scaled to this image size; random signs in x and y.",
+            "Shifts are the paper's 5/10/15 px on its 384² grid, scaled to this image size; "
+            "random signs in x and y.",
             "Reference for hybrids: the λ=0.5 pixel-wise fusion of the *aligned* ground truths.",
         ],
     }
