@@ -656,20 +656,20 @@ def lambda_maps(ctx: Context) -> dict:
     steps = 5 if ctx.suite.name == "micro" else 100
     lam_opt, hist = optimize_lambda(model.net, rec.features, steps=steps, progress=ctx.progress)
     images["optimised λ"] = rec.decode(lam_opt.to(ctx.device)).cpu()
-    obj = hist.get("objective", [])
+
+    def per_slice(key: str) -> list[float]:
+        v = np.asarray(hist.get(key, [np.nan]), dtype=float).reshape(-1)
+        return [float(v[min(j, v.size - 1)]) for j in range(len(idx))]
+
+    ob, oa = per_slice("objective_before"), per_slice("objective_after")
+    nb, na = per_slice("nmi_before"), per_slice("nmi_after")
     rows = [
         {
             "slice": int(i),
-            "objective_before": float(
-                np.asarray(obj[0]).reshape(-1)[min(j, np.asarray(obj[0]).size - 1)]
-            )
-            if len(obj)
-            else None,
-            "objective_after": float(
-                np.asarray(obj[-1]).reshape(-1)[min(j, np.asarray(obj[-1]).size - 1)]
-            )
-            if len(obj)
-            else None,
+            "objective (soft MI − α·TV), λ=0.5": ob[j],
+            "objective, optimised λ": oa[j],
+            "MI(X,CT)+MI(X,MRI) exact, λ=0.5": nb[j],
+            "MI(X,CT)+MI(X,MRI) exact, optimised λ": na[j],
         }
         for j, i in enumerate(idx)
     ]
