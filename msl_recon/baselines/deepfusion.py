@@ -145,26 +145,18 @@ class DeepFusion(nn.Module):
         ``prepare(batch) -> (ct_sparse, mr_sparse, ct_target, mr_target)`` (default: the batch
         is that 4-tuple; see :func:`deepfusion_inputs`). Returns the per-step losses.
         """
-        from tqdm.auto import tqdm
+        from ._fit import fit_loop
 
         prep = prepare or (lambda b: (b[0], b[1], b[2], b[3]))
-        history: list[dict[str, float]] = []
-        it = iter(loader)
-        bar = tqdm(total=iterations, desc="DeepFusion", disable=not progress, leave=False)
-        while len(history) < iterations:
-            try:
-                batch = next(it)
-            except StopIteration:
-                it = iter(loader)
-                try:
-                    batch = next(it)
-                except StopIteration:
-                    raise ValueError("the loader yields no batches") from None
-            history.append(self.train_step(*prep(batch)))
-            bar.update(1)
-            bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
-        bar.close()
-        return history
+        return fit_loop(
+            self.train_step,
+            loader,
+            iterations,
+            prep,
+            desc="DeepFusion",
+            show="loss",
+            progress=progress,
+        )
 
     @torch.no_grad()
     def predict(

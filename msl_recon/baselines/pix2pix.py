@@ -284,27 +284,18 @@ class Pix2Pix(nn.Module):
         list of dict
             The losses of every step.
         """
-        from tqdm.auto import tqdm
+        from ._fit import fit_loop
 
         prep = prepare or (lambda b: (b[0], b[1]))
-        history: list[dict[str, float]] = []
-        it = iter(loader)
-        bar = tqdm(total=iterations, desc="pix2pix", disable=not progress, leave=False)
-        while len(history) < iterations:
-            try:
-                batch = next(it)
-            except StopIteration:
-                it = iter(loader)
-                try:
-                    batch = next(it)
-                except StopIteration:
-                    raise ValueError("the loader yields no batches") from None
-            src, tgt = prep(batch)
-            history.append(self.train_step(src, tgt))
-            bar.update(1)
-            bar.set_postfix(l1=f"{history[-1]['loss_g_l1']:.4f}")
-        bar.close()
-        return history
+        return fit_loop(
+            self.train_step,
+            loader,
+            iterations,
+            prep,
+            desc="pix2pix",
+            show="loss_g_l1",
+            progress=progress,
+        )
 
     @torch.no_grad()
     def predict(self, src: torch.Tensor, *, batch_size: int = 16) -> torch.Tensor:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import h5py
+import msl_recon_testdata as H
 import numpy as np
 import pytest
 import torch
@@ -18,17 +18,6 @@ from msl_recon.inference import (
     parse_lambdas,
     parse_slices,
 )
-
-
-def _helpers():
-    path = Path(__file__).parent / "training" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_msl_tiny_helpers", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-H = _helpers()
 
 
 @pytest.fixture(scope="module")

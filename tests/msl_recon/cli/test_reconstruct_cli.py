@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
+import msl_recon_testdata as H
 import numpy as np
 import pytest
 
 from msl_recon.cli.main import main
-
-
-def _helpers():
-    path = Path(__file__).parents[1] / "training" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_msl_tiny_helpers", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-H = _helpers()
 
 
 @pytest.fixture(scope="module")

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
+import msl_recon_testdata as H
 import pytest
 import yaml
 
 from msl_recon.cli.main import main
 from msl_recon.training.checkpoint import load_checkpoint
-
-
-def _helpers():
-    path = Path(__file__).parents[1] / "training" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_msl_tiny_helpers", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-H = _helpers()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import tiny_config
+from msl_recon_testdata import tiny_config
 
 from msl_recon.errors import UserError
 from msl_recon.model import MSLNet
