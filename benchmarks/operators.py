@@ -338,7 +338,7 @@ def bench_fan_fbp(g: geo.FanBeam2D, repeats: int, section: str) -> list[Row]:
         return [not_available(section, "fan FBP", f"operators.phantoms: {exc}")]
     y = torch.from_numpy(sino.astype(np.float32))
     try:
-        F = ops.FBP(g) if hasattr(ops, "FBP") else __import__("operators.fbp").fbp.FBP(g)
+        F = ops.FBP(g)
 
         def ours() -> torch.Tensor:
             with torch.no_grad():
@@ -390,7 +390,7 @@ def bench_parallel_fbp(n: int, n_views: int, repeats: int, section: str) -> list
     y = torch.from_numpy(sino.astype(np.float32))
     ms = None
     try:
-        F = ops.FBP(g) if hasattr(ops, "FBP") else __import__("operators.fbp").fbp.FBP(g)
+        F = ops.FBP(g)
 
         def ours() -> torch.Tensor:
             with torch.no_grad():

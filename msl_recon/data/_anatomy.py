@@ -17,6 +17,7 @@ cached per process.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -346,9 +347,9 @@ def _disk_cached(source: str, build) -> Atlas:
         except Exception:  # corrupt or stale: rebuild below
             pass
     atlas = build()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as fh:
             np.savez(
                 fh,
@@ -367,8 +368,9 @@ def _disk_cached(source: str, build) -> Atlas:
         for stale in path.parent.glob(f"atlas-{source}-*.npz"):  # older code versions
             if stale != path:
                 stale.unlink(missing_ok=True)
-    except OSError:
-        pass
+    except OSError:  # the cache is an optimisation: a read-only or full disk must not fail
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return atlas
 
 
