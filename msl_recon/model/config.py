@@ -32,6 +32,7 @@ __all__ = ["MODALITY_KINDS", "MSLConfig", "load_config", "modality_kind", "named
 MODALITY_KINDS: dict[str, str] = {"ct": "ct", "t1": "mri", "t2": "mri", "mr": "mri"}
 
 _OUTPUTS = ("sigmoid", "clamp", "none")
+_AUX = ("all", "random", "none")
 
 
 def modality_kind(m: str) -> str:
@@ -90,6 +91,17 @@ class MSLConfig:
     residual : bool
         Not in the paper. If true, the decoder output is a correction of the λ-blend of the
         back-transformed images (see :mod:`msl_recon.model.decoder`).
+    refine_channels : tuple of int
+        Not in the paper (empty there). Full-resolution conditional conv blocks (3×3 conv, CIN on
+        λ, ReLU) between the last up-sampling block (and the ``input_skip`` concatenation) and
+        c7s1-1, so the decoder can filter the back-transformed images non-linearly at full
+        resolution, e.g. remove FBP streaks.
+    ssim_weight : float
+        Not in the paper (0 there). Adds ``ssim_weight · (1 − SSIM)`` to every MAE term of L_rec
+        and L_aux (SSIM as :func:`msl_recon.metrics.ssim`).
+    aux : {'all', 'random', 'none'}
+        Single-modality scenarios of L_aux per step (paper: all; see
+        :func:`msl_recon.model.msl_losses`). ``random`` draws one per step and saves decodes.
     phi_fusion, phi_aux, phi_aux_feat : float
         Loss weights φ_f, φ_a, φ_e of eq. 20 (L_rec has weight 1).
     lr, betas, weight_decay, lr_step, lr_gamma, iterations, batch_size
@@ -114,6 +126,9 @@ class MSLConfig:
     output: str = "sigmoid"
     input_skip: bool = False
     residual: bool = False
+    refine_channels: tuple[int, ...] = ()
+    ssim_weight: float = 0.0
+    aux: str = "all"
     phi_fusion: float = 1.0
     phi_aux: float = 1.0
     phi_aux_feat: float = 0.5
@@ -136,7 +151,7 @@ class MSLConfig:
             modality_kind(m)
             if m == "mr":
                 raise ValueError("use 't1' (or 't2') in configs; 'mr' is only a CLI alias")
-        for name in ("enc_channels", "up_channels", "dec_channels", "betas"):
+        for name in ("enc_channels", "up_channels", "dec_channels", "refine_channels", "betas"):
             setattr(self, name, tuple(getattr(self, name)))
         if len(self.enc_channels) != 3 or len(self.dec_channels) != 2:
             raise ValueError("enc_channels needs 3 widths and dec_channels 2")
@@ -163,6 +178,12 @@ class MSLConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if any(int(c) <= 0 for c in self.refine_channels):
+            raise ValueError(f"refine_channels must be positive, got {self.refine_channels}")
+        if self.ssim_weight < 0:
+            raise ValueError(f"ssim_weight must be ≥ 0, got {self.ssim_weight}")
+        if self.aux not in _AUX:
+            raise ValueError(f"aux must be one of {_AUX}, got {self.aux!r}")
         if self.output not in _OUTPUTS:
             raise ValueError(f"output must be one of {_OUTPUTS}, got {self.output!r}")
 

@@ -177,6 +177,18 @@ class _CondUp(nn.Module):
         return F.relu(self.norm(self.conv(x), cond, embed))
 
 
+class _CondConv(nn.Module):
+    """Full-resolution refinement block: 3×3 conv (reflect padding) → CIN(λ) → ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, e: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3)
+        self.norm = CondInstanceNorm(c_out, e)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, embed: nn.Linear) -> torch.Tensor:
+        return F.relu(self.norm(self.conv(F.pad(x, (1, 1, 1, 1), mode="reflect")), cond, embed))
+
+
 class ConditionalDecoder(nn.Module):
     """``R256 → u128 → u64 → c7s1-1`` with CIN on λ (widths from the config).
 
@@ -199,8 +211,13 @@ class ConditionalDecoder(nn.Module):
         self.res = nn.ModuleList([_CondRes(c, e) for _ in range(cfg.dec_res_blocks)])
         d0, d1 = cfg.dec_channels
         self.up = nn.ModuleList([_CondUp(c, d0, e), _CondUp(d0, d1, e)])
-        extra = cfg.n_modalities if cfg.input_skip else 0
-        self.out = nn.Conv2d(d1 + extra, 1, 7)
+        c_last = d1 + (cfg.n_modalities if cfg.input_skip else 0)
+        refine = []
+        for w in cfg.refine_channels:
+            refine.append(_CondConv(c_last, w, e))
+            c_last = w
+        self.refine = nn.ModuleList(refine)
+        self.out = nn.Conv2d(c_last, 1, 7)
 
     def forward(
         self, f: torch.Tensor, lam: LambdaLike, x0: torch.Tensor | None = None
@@ -227,6 +244,8 @@ class ConditionalDecoder(nn.Module):
             raise ValueError("this decoder uses the inputs: pass the back-transformed images x0")
         if self.input_skip:
             h = torch.cat([h, x0.to(h.dtype)], dim=1)
+        for blk in self.refine:
+            h = blk(h, cond, self.embed)
         y = self.out(F.pad(h, (3, 3, 3, 3), mode="reflect"))
         base = None
         if self.residual:

@@ -46,6 +46,12 @@ def test_dict_roundtrip_and_validation():
         MSLConfig(image_size=100)
     with pytest.raises(ValueError, match="up_channels"):
         MSLConfig(up_channels=(512, 128))
+    with pytest.raises(ValueError, match="refine_channels"):
+        MSLConfig(refine_channels=(16, 0))
+    with pytest.raises(ValueError, match="ssim_weight"):
+        MSLConfig(ssim_weight=-1.0)
+    with pytest.raises(ValueError, match="aux must be"):
+        MSLConfig(aux="some")
 
 
 def test_load_toml_and_yaml(tmp_path):
@@ -98,13 +104,20 @@ def closed_form_parameters(c: MSLConfig) -> int:
     dec = lin(c.lambda_dim, e)
     dec += c.dec_res_blocks * (2 * conv(k2, k2, 3) + 2 * k2 * cin)
     dec += conv(k2, d0, 3) + d0 * cin + conv(d0, d1, 3) + d1 * cin
-    dec += conv(d1 + (n if c.input_skip else 0), 1, 7)
+    c_last = d1 + (n if c.input_skip else 0)
+    for r in c.refine_channels:  # full-resolution conditional conv blocks (ours, not the paper's)
+        dec += conv(c_last, r, 3) + r * cin
+        c_last = r
+    dec += conv(c_last, 1, 7)
     return n * enc + inter + dec
 
 
-@pytest.mark.parametrize("name", ["paper", "small"])
+@pytest.mark.parametrize("name", ["paper", "small", "small-refine2"])
 def test_parameter_count_matches_closed_form(name):
-    cfg = MSLConfig.named(name)
+    if name == "small-refine2":
+        cfg = MSLConfig.named("small", refine_channels=(8, 12))
+    else:
+        cfg = MSLConfig.named(name)
     with torch.device("meta"):  # no memory for the ~44 M parameters
         net = MSLNet(cfg)
     got = count_parameters(net)

@@ -84,3 +84,28 @@ def test_three_modalities_loss(torch_gen):
     assert all(torch.isfinite(v) for v in parts.values()) and float(parts["aux"]) > 0
     grads = [p.grad for p in net.encoders["t2"].parameters()]
     assert all(gr is not None and gr.abs().sum() > 0 for gr in grads if gr is not None)
+
+
+def test_ssim_term_and_aux_default_from_config(torch_gen):
+    from msl_recon.metrics import ssim
+
+    torch.manual_seed(0)
+    batch, g, s = make_batch(("ct", "t1"), torch_gen, CPU)
+    o = build_operators(batch, g, s)
+    net = MSLNet(tiny_cfg(ssim_weight=0.7, aux="none")).eval()
+    total, parts = msl_losses(net, batch, o)  # aux from the config: no single-modality decodes
+    assert float(parts["aux"]) == 0.0
+    f = net.encode({"ct": batch["ct_sino"], "t1": batch["t1_kspace"]}, o)
+    mae, dissim = torch.zeros(()), torch.zeros(())
+    for lam, m in ((0.0, "ct"), (1.0, "t1")):
+        x = net.decode(f, lam).detach()
+        mae = mae + (x - batch[m]).abs().mean()
+        dissim = dissim + (1 - ssim(x[:, 0], batch[m][:, 0]).mean())
+    assert float(dissim) > 0.05  # an untrained model is far from the truth
+    assert torch.allclose(parts["rec"], (mae + 0.7 * dissim).detach(), atol=1e-6)
+    net0 = MSLNet(tiny_cfg(aux="none"))  # same weights, MAE only
+    net0.load_state_dict(net.state_dict())
+    _, p0 = msl_losses(net0.eval(), batch, o)
+    assert torch.allclose(p0["rec"], mae.detach(), atol=1e-6)
+    total.backward()
+    assert all(p.grad is not None for p in net.decoder.parameters())

@@ -117,7 +117,10 @@ def test_shapes_for_1_2_3_modalities(mods, device, torch_gen):
     assert net.decode(f, lam_b.to(device)).shape == (3, 1, N, N)
 
 
-@pytest.mark.parametrize("extra", [{}, {"input_skip": True, "residual": True}])
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"input_skip": True, "residual": True}, {"input_skip": True, "refine_channels": (4, 3)}],
+)
 def test_constant_map_equals_scalar(extra, torch_gen):
     torch.manual_seed(1)
     net = MSLNet(tiny_cfg(**extra)).eval()
