@@ -123,6 +123,46 @@ def parse_lambdas(text: str | Sequence[float]) -> list[float]:
     return out
 
 
+def parse_simplex_points(text: str, n: int) -> list[tuple[float, ...]]:
+    """λ for an ``n``-modality model: ``"1:0:0,0.5:0.25:0.25"`` -> simplex points.
+
+    Each comma-separated item has ``n`` non-negative weights separated by ``:``, in the model's
+    modality order; the weights are normalised to sum to 1 (so ``"1:1:1"`` is the barycentre).
+
+    Raises
+    ------
+    UserError
+        On a non-number, a wrong count, a negative weight or an all-zero point.
+    """
+    out: list[tuple[float, ...]] = []
+    for raw in str(text).split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        parts = item.split(":")
+        if len(parts) != n:
+            raise UserError(
+                f"λ {item!r}: a {n}-modality model needs {n} weights separated by ':' "
+                f"(e.g. {':'.join(['1'] + ['0'] * (n - 1))})"
+            )
+        try:
+            w = [float(x) for x in parts]
+        except ValueError:
+            raise UserError(f"λ {item!r} contains a non-number") from None
+        if any(not np.isfinite(v) or v < 0 for v in w) or sum(w) <= 0:
+            raise UserError(f"λ {item!r}: weights must be finite, ≥ 0 and not all 0")
+        total = sum(w)
+        out.append(tuple(v / total for v in w))
+    if not out:
+        raise UserError("no λ value given")
+    return out
+
+
+def simplex_label(point: Sequence[float]) -> str:
+    """File-name-safe label of a simplex λ, e.g. ``lam0.50-0.25-0.25``."""
+    return "lam" + "-".join(f"{v:.2f}" for v in point)
+
+
 def parse_slices(text: str | None, n: int) -> list[int]:
     """Slice selection: ``None`` (all), ``"3"``, ``"0,4,7"``, ``"2:6"`` (Python range syntax).
 
@@ -319,7 +359,7 @@ class Reconstructor:
         device: torch.device,
     ) -> None:
         from .model import build_operators
-        from .training.loop import move_batch
+        from .training.batches import move_batch
 
         unknown = [m for m in modalities if m not in model.modalities]
         if unknown:
@@ -363,6 +403,6 @@ class Reconstructor:
 
     def lam_vertex(self, index: int) -> float | torch.Tensor:
         """λ that selects output modality ``index`` of the model."""
-        from .training.loop import lam_for_modality
+        from .training.batches import lam_for_modality
 
         return lam_for_modality(index, len(self.model.modalities), self.batch_size, self.device)

@@ -110,13 +110,16 @@ def _metric_row(name: str, lam: Any, ref: str, x: np.ndarray, y: np.ndarray) -> 
     }
 
 
+DEFAULT_LAMBDAS = "0,0.25,0.5,0.75,1"
+
+
 def run_reconstruct(
     *,
     checkpoint: Path,
     inputs: Sequence[Path],
     out: Path,
     modalities: str | None = None,
-    lambdas: str | Sequence[float] = "0,0.25,0.5,0.75,1",
+    lambdas: str | Sequence[float] | None = None,
     lambda_map: Path | None = None,
     optimize_lambda: bool = False,
     alpha: float = 1e-3,
@@ -147,12 +150,13 @@ def run_reconstruct(
         load_lambda_map,
         load_model,
         parse_lambdas,
+        parse_simplex_points,
         parse_slices,
+        simplex_label,
     )
     from ..training.loop import canonical_modalities, resolve_device
 
     t0 = time.perf_counter()
-    lams = parse_lambdas(lambdas)
     if alpha < 0:
         raise UserError(f"--alpha must be ≥ 0, got {alpha}")
     dev = resolve_device(device)
@@ -167,6 +171,27 @@ def run_reconstruct(
     n_out = len(model.modalities)
     if n_out > 2 and (lambda_map is not None or optimize_lambda):
         raise UserError("λ maps and λ optimisation need a two-modality model")
+    lams: list[float] = []
+    points: dict[str, tuple[float, ...]] = {}  # n > 2: output key -> simplex point
+    if n_out <= 2:
+        lams = parse_lambdas(DEFAULT_LAMBDAS if lambdas is None else lambdas)
+    else:
+        if lambdas is None:  # the vertices (MSL-<m>) and the barycentre
+            pts = [tuple(np.eye(n_out)[i]) for i in range(n_out)] + [(1.0 / n_out,) * n_out]
+        elif isinstance(lambdas, str):
+            pts = parse_simplex_points(lambdas, n_out)
+        else:
+            try:
+                text = ",".join(":".join(str(float(v)) for v in pt) for pt in lambdas)
+            except TypeError:
+                raise UserError(
+                    f"λ for a {n_out}-modality model: give simplex points, e.g. '1:0:0,1:1:1'"
+                ) from None
+            pts = parse_simplex_points(text, n_out)
+        for pt in pts:
+            hot = [i for i, v in enumerate(pt) if v == 1.0]
+            key = model.modalities[hot[0]] if hot else simplex_label(pt)
+            points[f"msl_{key}"] = tuple(float(v) for v in pt)
     n = int(model.config.image_size)
     lam_map = load_lambda_map(lambda_map, (n, n)) if lambda_map is not None else None
     source, mods = _open_source(list(inputs), model, mods_req, n_views, acceleration)
@@ -197,8 +222,11 @@ def run_reconstruct(
             for lam in lams:
                 put(f"msl_{lambda_label(lam)}", rec.decode(float(lam)).clamp(0, 1))
         else:
-            for i, m in enumerate(model.modalities):
-                put(f"msl_{m}", rec.decode(rec.lam_vertex(i)).clamp(0, 1))
+            for key, pt in points.items():
+                lam_pt = torch.tensor(pt, dtype=torch.float32, device=dev)[None].expand(
+                    rec.batch_size, -1
+                )
+                put(key, rec.decode(lam_pt).clamp(0, 1))
         b = rec.batch_size
         if lam_map is not None:
             lm = torch.from_numpy(lam_map).to(dev)[None, None].expand(b, 1, n, n)
@@ -273,8 +301,11 @@ def _metrics(
         for lam in lams:
             add("MSL", lam, arrays[f"msl_{lambda_label(lam)}"])
     else:
-        for m in model.modalities:
-            add(f"MSL-{_NICE.get(m, m)}", "vertex", arrays[f"msl_{m}"])
+        for k in arrays:
+            if k.startswith("msl_lam"):
+                add("MSL", k[7:].replace("-", ":"), arrays[k])
+            elif k[4:] in model.modalities and k.startswith("msl_"):
+                add(f"MSL-{_NICE.get(k[4:], k[4:])}", "vertex", arrays[k])
     if "msl_map" in arrays:
         add("MSL", "map", arrays["msl_map"])
     if "msl_optimized" in arrays:
@@ -378,7 +409,15 @@ def reconstruct_cmd(
     modalities: str | None = typer.Option(
         None, "--modalities", help="Inputs to use: ct,mr | ct | mr (mr = t1). Default: all."
     ),
-    lambdas: str = typer.Option("0,0.25,0.5,0.75,1", "--lambda", help="Global λ values in [0,1]."),
+    lambdas: str | None = typer.Option(
+        None,
+        "--lambda",
+        help=(
+            "Global λ values in [0,1] (default 0,0.25,0.5,0.75,1). For a model with n > 2 "
+            "modalities: simplex points with n weights, e.g. 1:0:0,1:1:1 (normalised; default: "
+            "the vertices and the barycentre)."
+        ),
+    ),
     lambda_map: Path | None = typer.Option(None, "--lambda-map", help="PNG/NPY/NIfTI λ map."),
     optimize: bool = typer.Option(False, "--optimize-lambda", help="MI-optimised λ map."),
     alpha: float = typer.Option(1e-3, "--alpha", help="TV weight of the λ optimisation."),

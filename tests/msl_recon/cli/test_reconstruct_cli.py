@@ -106,3 +106,28 @@ def test_demo_end_to_end(tmp_path) -> None:
     assert (out / "run" / "last.pt").is_file() and (out / "lambda_map.png").is_file()
     assert len(list((out / "recon" / "png").glob("slice_*.png"))) >= 1
     assert main(["demo", "--out", str(out), "--quiet"]) == 2  # exists, no --overwrite
+
+
+def test_reconstruct_three_modalities_simplex_sweep(setup, tmp_path, capsys) -> None:
+    """n > 2: the default sweep is the vertices and the barycentre; ``--lambda`` takes points."""
+    import h5py
+
+    root, _ = setup
+    ckpt = H.make_checkpoint(tmp_path / "m3.pt", root, modalities=("ct", "t1", "t2"))
+    base = ["reconstruct", "-i", str(root / "test.h5"), "-c", str(ckpt), "--slices", "0",
+            "--device", "cpu", "--quiet"]  # fmt: skip
+    assert main([*base, "-o", str(tmp_path / "a")]) == 0
+    with h5py.File(tmp_path / "a" / "recon.h5") as f:
+        keys = {k for k in f if k.startswith("msl_")}
+        assert keys == {"msl_ct", "msl_t1", "msl_t2", "msl_lam0.33-0.33-0.33"}
+        assert not np.allclose(f["msl_ct"][:], f["msl_lam0.33-0.33-0.33"][:])
+    payload = json.loads((tmp_path / "a" / "metrics.json").read_text(encoding="utf-8"))
+    lams = {(r["output"], r["lambda"]) for r in payload["rows"]}
+    assert ("MSL-CT", "vertex") in lams and ("MSL", "0.33:0.33:0.33") in lams
+    capsys.readouterr()
+    assert main([*base, "-o", str(tmp_path / "b"), "--lambda", "2:2:0,0:0:1"]) == 0
+    with h5py.File(tmp_path / "b" / "recon.h5") as f:
+        assert {k for k in f if k.startswith("msl_")} == {"msl_lam0.50-0.50-0.00", "msl_t2"}
+    for bad, message in (("0.5", "needs 3 weights"), ("1:-1:1", "≥ 0"), ("a:b:c", "non-number")):
+        assert main([*base, "-o", str(tmp_path / "c"), "--lambda", bad]) == 2
+        assert message in capsys.readouterr().err
