@@ -85,6 +85,19 @@ class ResultStore:
                 raise ValueError(
                     f"{self.path} belongs to suite {self.data.get('suite')!r}, not {suite!r}"
                 )
+            old = json.loads(json.dumps(self.data.get("config"), default=_json_default))
+            if old != json.loads(json.dumps(config, default=_json_default)):
+                # results of another configuration must not be mixed with (or resumed into)
+                # this one's: start over
+                changed = sorted(
+                    k for k in set(old or {}) | set(config) if (old or {}).get(k) != config.get(k)
+                )
+                print(
+                    f"note: {self.path.name} was written with another suite configuration "
+                    f"(changed: {', '.join(changed)}); its results are discarded",
+                    file=sys.stderr,
+                )
+                self.data = {"suite": suite, "config": config, "experiments": {}}
         else:
             self.data = {"suite": suite, "config": config, "experiments": {}}
         self.data["environment"] = environment_info()

@@ -32,7 +32,12 @@ def test_store_persists_and_resumes(tmp_path):
     assert again.get("lambda_sweep")["tables"]["t"][0]["x"] == 1.0
     assert again.data["environment"]["versions"]["torch"]
     again.forget("lambda_sweep")
-    assert not ResultStore(path, "micro", {}).done("lambda_sweep")
+    assert not ResultStore(path, "micro", {"image_size": 32}).done("lambda_sweep")
+    # results written under another configuration are not resumed into this one
+    again.put("lambda_sweep", {"tables": {}})
+    assert ResultStore(path, "micro", {"image_size": 32}).done("lambda_sweep")
+    other = ResultStore(path, "micro", {"image_size": 64})
+    assert not other.done("lambda_sweep") and other.data["config"] == {"image_size": 64}
     with pytest.raises(ValueError, match="belongs to suite"):
         ResultStore(path, "quick", {})
 
