@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from . import figures
+from .ablation import small_ablation
 from .context import Context
 from .evaluate import (
     collate,
@@ -691,6 +692,7 @@ def cost(ctx: Context, results: dict[str, Any]) -> dict:
 
 EXPERIMENTS: dict[str, Callable[..., dict]] = {
     "training_quality": training_quality,
+    "small_ablation": small_ablation,
     "lambda_sweep": lambda_sweep,
     "main_table": main_table,
     "cross_modal_gain": cross_modal_gain,

@@ -9,6 +9,7 @@ __all__ = ["render_results", "table_markdown"]
 
 _TITLES = {
     "training_quality": "0. Short CPU training: quality, single-modality, input_skip on/off",
+    "small_ablation": "0b. What makes `small` work: its decoder and loss switches one by one",
     "lambda_sweep": "1. λ sweep (paper Fig. 2B)",
     "main_table": "2. Main comparison",
     "cross_modal_gain": "3. Cross-modal gain (Fig. 6)",
