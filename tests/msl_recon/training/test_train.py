@@ -49,7 +49,9 @@ def test_tiny_training_decreases_loss_and_validates(tiny_data, tmp_path) -> None
 
 
 def test_interrupt_and_resume_is_bit_identical(tiny_data, tmp_path) -> None:
-    rand = dict(random_views=(8, 16), random_acceleration=(4, 8), modality_dropout=0.5)
+    # the small config's switches too: a random L_aux scenario per step, SSIM term, refinement
+    cfg = tiny_config(aux="random", ssim_weight=1.0, refine_channels=(4,))
+    rand = dict(random_views=(8, 16), random_acceleration=(4, 8), modality_dropout=0.5, config=cfg)
     full = train(_opts(tiny_data, tmp_path / "full", iterations=3, **rand))
     part = train(_opts(tiny_data, tmp_path / "part", iterations=3, stop_after=1, **rand))
     assert part.iteration == 1
@@ -69,7 +71,8 @@ def test_interrupt_and_resume_is_bit_identical(tiny_data, tmp_path) -> None:
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
     # and training really changed the weights (the comparison is not vacuous)
     torch.manual_seed(0)
-    init = MSLNet(tiny_config()).state_dict()
+    init = MSLNet(cfg).state_dict()
+    assert init.keys() == a["model"].keys()
     assert any(not torch.equal(a["model"][k], init[k]) for k in init)
 
 
