@@ -39,7 +39,7 @@ def sparse_and_truth(
     """Sparse images (FBP / zero-filled magnitude) and ground truth, ``(S, H, W)`` on CPU."""
     from msl_recon.baselines import sparse_images
     from msl_recon.model import build_operators
-    from msl_recon.training.loop import move_batch
+    from msl_recon.training.batches import move_batch
 
     sparse: dict[str, list[torch.Tensor]] = {}
     truth: dict[str, list[torch.Tensor]] = {}

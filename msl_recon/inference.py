@@ -123,34 +123,36 @@ def parse_lambdas(text: str | Sequence[float]) -> list[float]:
     return out
 
 
-def parse_simplex_points(text: str, n: int) -> list[tuple[float, ...]]:
+def parse_simplex_points(text: str | Sequence[Sequence[float]], n: int) -> list[tuple[float, ...]]:
     """λ for an ``n``-modality model: ``"1:0:0,0.5:0.25:0.25"`` -> simplex points.
 
     Each comma-separated item has ``n`` non-negative weights separated by ``:``, in the model's
-    modality order; the weights are normalised to sum to 1 (so ``"1:1:1"`` is the barycentre).
+    modality order (or ``text`` is a sequence of such weight sequences); the weights are
+    normalised to sum to 1 (so ``"1:1:1"`` is the barycentre).
 
     Raises
     ------
     UserError
         On a non-number, a wrong count, a negative weight or an all-zero point.
     """
+    if isinstance(text, str):
+        items: list[Any] = [r.strip().split(":") for r in text.split(",") if r.strip()]
+    else:
+        items = list(text)
     out: list[tuple[float, ...]] = []
-    for raw in str(text).split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        parts = item.split(":")
-        if len(parts) != n:
+    for parts in items:
+        label = ":".join(map(str, parts)) if isinstance(parts, (list, tuple)) else str(parts)
+        if not isinstance(parts, (list, tuple)) or len(parts) != n:
             raise UserError(
-                f"λ {item!r}: a {n}-modality model needs {n} weights separated by ':' "
+                f"λ {label!r}: a {n}-modality model needs {n} weights separated by ':' "
                 f"(e.g. {':'.join(['1'] + ['0'] * (n - 1))})"
             )
         try:
             w = [float(x) for x in parts]
-        except ValueError:
-            raise UserError(f"λ {item!r} contains a non-number") from None
+        except (TypeError, ValueError):
+            raise UserError(f"λ {label!r} contains a non-number") from None
         if any(not np.isfinite(v) or v < 0 for v in w) or sum(w) <= 0:
-            raise UserError(f"λ {item!r}: weights must be finite, ≥ 0 and not all 0")
+            raise UserError(f"λ {label!r}: weights must be finite, ≥ 0 and not all 0")
         total = sum(w)
         out.append(tuple(v / total for v in w))
     if not out:
@@ -400,9 +402,3 @@ class Reconstructor:
         with torch.no_grad():
             out = self.model.net.decode(self.features, lam)
         return out[:, 0].float()
-
-    def lam_vertex(self, index: int) -> float | torch.Tensor:
-        """λ that selects output modality ``index`` of the model."""
-        from .training.batches import lam_for_modality
-
-        return lam_for_modality(index, len(self.model.modalities), self.batch_size, self.device)

@@ -119,7 +119,7 @@ def run_reconstruct(
     inputs: Sequence[Path],
     out: Path,
     modalities: str | None = None,
-    lambdas: str | Sequence[float] | None = None,
+    lambdas: str | Sequence[float] | Sequence[Sequence[float]] | None = None,
     lambda_map: Path | None = None,
     optimize_lambda: bool = False,
     alpha: float = 1e-3,
@@ -178,16 +178,8 @@ def run_reconstruct(
     else:
         if lambdas is None:  # the vertices (MSL-<m>) and the barycentre
             pts = [tuple(np.eye(n_out)[i]) for i in range(n_out)] + [(1.0 / n_out,) * n_out]
-        elif isinstance(lambdas, str):
-            pts = parse_simplex_points(lambdas, n_out)
         else:
-            try:
-                text = ",".join(":".join(str(float(v)) for v in pt) for pt in lambdas)
-            except TypeError:
-                raise UserError(
-                    f"λ for a {n_out}-modality model: give simplex points, e.g. '1:0:0,1:1:1'"
-                ) from None
-            pts = parse_simplex_points(text, n_out)
+            pts = parse_simplex_points(lambdas, n_out)
         for pt in pts:
             hot = [i for i, v in enumerate(pt) if v == 1.0]
             key = model.modalities[hot[0]] if hot else simplex_label(pt)

@@ -3,6 +3,7 @@
 Entry point: :func:`train` with :class:`TrainOptions` (what ``msl-recon train`` runs).
 """
 
+from .batches import randomize_batch
 from .checkpoint import (
     capture_rng_state,
     latest_checkpoint,
@@ -16,12 +17,11 @@ from .loop import (
     TrainOptions,
     TrainResult,
     canonical_modalities,
-    randomize_batch,
     resolve_config,
     stream_indices,
     train,
-    validate,
 )
+from .validation import validate
 
 __all__ = [
     "DistInfo",

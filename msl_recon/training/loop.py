@@ -26,8 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .batches import collate as _collate
-from .batches import lam_for_modality, move_batch, randomize_batch
+from .batches import collate, move_batch, randomize_batch
 from .checkpoint import (
     capture_rng_state,
     config_from_dict,
@@ -54,14 +53,10 @@ __all__ = [
     "TrainResult",
     "canonical_modalities",
     "config_to_dict",
-    "lam_for_modality",
-    "move_batch",
-    "randomize_batch",
     "resolve_config",
     "resolve_device",
     "stream_indices",
     "train",
-    "validate",
 ]
 
 MODALITY_ALIASES = {"mr": "t1", "mri": "t1"}
@@ -462,7 +457,7 @@ def _train(
             gidx = stream_indices(seed, len(train_ds), consumed, global_batch)
             idx = shard_batch(gidx, info)
             gen = np.random.default_rng([seed, 7919, iteration])
-            batch = _collate(train_ds, idx)
+            batch = collate(train_ds, idx)
             batch, geom, present = randomize_batch(
                 batch,
                 train_ds.geometry,

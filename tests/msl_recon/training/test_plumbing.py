@@ -10,9 +10,10 @@ import torch
 
 import geometries as geo
 from msl_recon.errors import UserError
+from msl_recon.training.batches import randomize_batch
 from msl_recon.training.distributed import DistInfo, all_reduce_mean, shard_batch
 from msl_recon.training.logger import RunLogger
-from msl_recon.training.loop import canonical_modalities, randomize_batch, stream_indices
+from msl_recon.training.loop import canonical_modalities, stream_indices
 
 
 def test_stream_is_concatenated_epoch_permutations() -> None:
