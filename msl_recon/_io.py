@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import UserError
+from .errors import InputError
 
 __all__ = ["atomic_path", "check_output_path"]
 
@@ -17,9 +17,9 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
     """Validate an output path: refuse to clobber an existing file unless ``overwrite``."""
     p = Path(path)
     if p.exists() and not overwrite:
-        raise UserError(f"{p} exists; pass --overwrite to replace it")
+        raise InputError(f"{p} exists; pass --overwrite to replace it")
     if p.exists() and p.is_dir():
-        raise UserError(f"{p} is a directory, expected a file path")
+        raise InputError(f"{p} is a directory, expected a file path")
     return p
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import UserError
+from .errors import InputError
 
 __all__ = [
     "LoadedModel",
@@ -66,7 +66,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> L
 
     Raises
     ------
-    UserError
+    InputError
         Missing or unreadable checkpoint.
     """
     import geometries
@@ -80,7 +80,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> L
         net = MSLNet(cfg)
         net.load_state_dict(ckpt["model"])
     except (KeyError, ValueError, RuntimeError) as exc:
-        raise UserError(f"checkpoint {path} does not match this msl-recon's model: {exc}") from exc
+        raise InputError(f"checkpoint {path} does not match this msl-recon's model: {exc}") from exc
     net.to(torch.device(device)).eval()
     geom = ckpt.get("geometry")
     sampling = {
@@ -102,7 +102,7 @@ def parse_lambdas(text: str | Sequence[float]) -> list[float]:
 
     Raises
     ------
-    UserError
+    InputError
         On a non-number or a value outside [0, 1].
     """
     items = text.split(",") if isinstance(text, str) else list(text)
@@ -114,12 +114,12 @@ def parse_lambdas(text: str | Sequence[float]) -> list[float]:
         try:
             v = float(s)
         except ValueError:
-            raise UserError(f"λ value {s!r} is not a number") from None
+            raise InputError(f"λ value {s!r} is not a number") from None
         if not 0.0 <= v <= 1.0 or not np.isfinite(v):
-            raise UserError(f"λ = {v} lies outside [0, 1]")
+            raise InputError(f"λ = {v} lies outside [0, 1]")
         out.append(v)
     if not out:
-        raise UserError("no λ value given")
+        raise InputError("no λ value given")
     return out
 
 
@@ -132,7 +132,7 @@ def parse_simplex_points(text: str | Sequence[Sequence[float]], n: int) -> list[
 
     Raises
     ------
-    UserError
+    InputError
         On a non-number, a wrong count, a negative weight or an all-zero point.
     """
     if isinstance(text, str):
@@ -143,20 +143,20 @@ def parse_simplex_points(text: str | Sequence[Sequence[float]], n: int) -> list[
     for parts in items:
         label = ":".join(map(str, parts)) if isinstance(parts, (list, tuple)) else str(parts)
         if not isinstance(parts, (list, tuple)) or len(parts) != n:
-            raise UserError(
+            raise InputError(
                 f"λ {label!r}: a {n}-modality model needs {n} weights separated by ':' "
                 f"(e.g. {':'.join(['1'] + ['0'] * (n - 1))})"
             )
         try:
             w = [float(x) for x in parts]
         except (TypeError, ValueError):
-            raise UserError(f"λ {label!r} contains a non-number") from None
+            raise InputError(f"λ {label!r} contains a non-number") from None
         if any(not np.isfinite(v) or v < 0 for v in w) or sum(w) <= 0:
-            raise UserError(f"λ {label!r}: weights must be finite, ≥ 0 and not all 0")
+            raise InputError(f"λ {label!r}: weights must be finite, ≥ 0 and not all 0")
         total = sum(w)
         out.append(tuple(v / total for v in w))
     if not out:
-        raise UserError("no λ value given")
+        raise InputError("no λ value given")
     return out
 
 
@@ -170,7 +170,7 @@ def parse_slices(text: str | None, n: int) -> list[int]:
 
     Raises
     ------
-    UserError
+    InputError
         On bad syntax or indices outside ``0 .. n-1``.
     """
     if text is None or str(text).strip() in ("", "all"):
@@ -185,12 +185,12 @@ def parse_slices(text: str | None, n: int) -> list[int]:
             elif part:
                 out.append(int(part))
     except ValueError:
-        raise UserError(f"--slices {text!r}: use e.g. 3, 0,4,7 or 2:6") from None
+        raise InputError(f"--slices {text!r}: use e.g. 3, 0,4,7 or 2:6") from None
     bad = [i for i in out if not 0 <= i < n]
     if bad:
-        raise UserError(f"--slices {text!r}: indices {bad} outside 0..{n - 1}")
+        raise InputError(f"--slices {text!r}: indices {bad} outside 0..{n - 1}")
     if not out:
-        raise UserError(f"--slices {text!r} selects no slice")
+        raise InputError(f"--slices {text!r} selects no slice")
     return out
 
 
@@ -218,12 +218,12 @@ def load_lambda_map(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarr
 
     Raises
     ------
-    UserError
+    InputError
         Missing/unreadable file, wrong dimensionality, values outside [0, 1] or non-finite.
     """
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"λ map {p} does not exist")
+        raise InputError(f"λ map {p} does not exist")
     name = p.name.lower()
     try:
         if name.endswith(".npy"):
@@ -247,18 +247,18 @@ def load_lambda_map(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarr
             scale = 65535.0 if arr.dtype == np.uint16 or arr.max(initial=0) > 255 else 255.0
             a = arr.astype(np.float64) / scale
         else:
-            raise UserError(f"λ map {p}: unsupported format (use .png, .npy, .nii or .nii.gz)")
-    except UserError:
+            raise InputError(f"λ map {p}: unsupported format (use .png, .npy, .nii or .nii.gz)")
+    except InputError:
         raise
     except Exception as exc:
-        raise UserError(f"cannot read λ map {p}: {exc}") from exc
+        raise InputError(f"cannot read λ map {p}: {exc}") from exc
     a = np.squeeze(a)
     if a.ndim != 2:
-        raise UserError(f"λ map {p} must be a 2D image, got shape {a.shape}")
+        raise InputError(f"λ map {p} must be a 2D image, got shape {a.shape}")
     if not np.all(np.isfinite(a)):
-        raise UserError(f"λ map {p} contains non-finite values")
+        raise InputError(f"λ map {p} contains non-finite values")
     if a.min() < -1e-6 or a.max() > 1 + 1e-6:
-        raise UserError(f"λ map {p} has values in [{a.min():.3g}, {a.max():.3g}], outside [0, 1]")
+        raise InputError(f"λ map {p} has values in [{a.min():.3g}, {a.max():.3g}], outside [0, 1]")
     if a.shape != tuple(shape):
         from skimage.transform import resize
 
@@ -284,44 +284,44 @@ def load_raw_input(
     """
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"input {p} does not exist")
+        raise InputError(f"input {p} does not exist")
     if p.suffix.lower() != ".npy":
-        raise UserError(f"raw input {p} must be a .npy file (or give an HDF5 dataset)")
+        raise InputError(f"raw input {p} must be a .npy file (or give an HDF5 dataset)")
     try:
         a = np.load(p, allow_pickle=False)
     except Exception as exc:
-        raise UserError(f"cannot read {p}: {exc}") from exc
+        raise InputError(f"cannot read {p}: {exc}") from exc
     if a.ndim == 2:
         a = a[None]
     if a.ndim != 3:
-        raise UserError(f"{p}: expected a 2D or 3D array, got shape {a.shape}")
+        raise InputError(f"{p}: expected a 2D or 3D array, got shape {a.shape}")
     geometry = model.geometry
     sampling = dict(model.sampling)
     if np.iscomplexobj(a):
         mri = [m for m in model.modalities if m != "ct"]
         m = modality or (mri[0] if mri else None)
         if m is None or m == "ct" or m not in model.modalities:
-            raise UserError(f"{p} holds k-space but the model has no MRI modality {m!r}")
+            raise InputError(f"{p} holds k-space but the model has no MRI modality {m!r}")
         k = torch.from_numpy(a.astype(np.complex64))
         mask = (k.abs() > 0).any(dim=-2, keepdim=True).expand_as(k).contiguous()
         n = int(model.config.image_size)
         if tuple(k.shape[-2:]) != (n, n):
-            raise UserError(f"{p}: k-space shape {tuple(k.shape[-2:])}, the model needs {(n, n)}")
+            raise InputError(f"{p}: k-space shape {tuple(k.shape[-2:])}, the model needs {(n, n)}")
         return m, {f"{m}_kspace": k, f"{m}_mask": mask}, geometry, sampling
     if "ct" not in model.modalities:
-        raise UserError(f"{p} holds a sinogram but the model has no CT modality")
+        raise InputError(f"{p} holds a sinogram but the model has no CT modality")
     if geometry is None:
-        raise UserError("the checkpoint stores no CT geometry; cannot use a raw sinogram")
+        raise InputError("the checkpoint stores no CT geometry; cannot use a raw sinogram")
     v, d = a.shape[-2:]
     if d != geometry.sino_shape[1]:
-        raise UserError(
+        raise InputError(
             f"{p}: {d} detector bins, the model's geometry has {geometry.sino_shape[1]}"
         )
     if v != geometry.sino_shape[0]:
         try:
             geometry = geometry.with_views(int(v))
         except ValueError as exc:
-            raise UserError(f"{p}: cannot use {v} views with the model's geometry: {exc}") from exc
+            raise InputError(f"{p}: cannot use {v} views with the model's geometry: {exc}") from exc
     return "ct", {"ct_sino": torch.from_numpy(a.astype(np.float32))}, geometry, sampling
 
 
@@ -365,7 +365,7 @@ class Reconstructor:
 
         unknown = [m for m in modalities if m not in model.modalities]
         if unknown:
-            raise UserError(
+            raise InputError(
                 f"modalities {unknown} are not in the checkpoint (it has {list(model.modalities)})"
             )
         self.model = model

@@ -13,7 +13,7 @@ import sys
 import typer
 
 from .. import __version__
-from ..errors import UserError
+from ..errors import InputError, UserError
 
 app = typer.Typer(
     name="msl-recon",
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 for user errors)."""
     try:
         app(args=argv, standalone_mode=False)
-    except UserError as exc:
+    except (UserError, InputError) as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
     except typer.Exit as exc:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import typer
 
-from ..errors import UserError
+from ..errors import InputError, UserError
 
 _NICE = {"ct": "CT", "t1": "T1", "t2": "T2"}
 _INPUT_NAME = {"ct": "FBP", "t1": "zero-filled T1", "t2": "zero-filled T2"}
@@ -45,7 +45,7 @@ def _open_source(
 
         try:
             ds = MSLDataset(inputs[0], n_views=n_views, acceleration=acceleration)
-        except UserError:
+        except InputError:
             raise
         except (OSError, KeyError, ValueError) as exc:
             raise UserError(f"cannot open {inputs[0]}: {exc}") from exc

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import InputError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -65,7 +65,7 @@ def _compression_kwargs(compression: str | None) -> dict[str, Any]:
         return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
     if compression == "lzf":
         return {"compression": "lzf", "shuffle": True}
-    raise UserError(f"unknown compression {compression!r}; choose gzip, lzf or none")
+    raise InputError(f"unknown compression {compression!r}; choose gzip, lzf or none")
 
 
 class SplitWriter:
@@ -154,21 +154,21 @@ def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
 
     Raises
     ------
-    UserError
+    InputError
         If the file is missing or not an msl-recon HDF5 file.
     """
     import h5py
 
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"{p} does not exist")
+        raise InputError(f"{p} does not exist")
     try:
         with h5py.File(p, "r") as f:
             raw = dict(f.attrs)
     except OSError as exc:
-        raise UserError(f"{p} is not a readable HDF5 file ({exc})") from None
+        raise InputError(f"{p} is not a readable HDF5 file ({exc})") from None
     if "schema_version" not in raw:
-        raise UserError(f"{p} is not an msl-recon dataset (no schema_version attribute)")
+        raise InputError(f"{p} is not an msl-recon dataset (no schema_version attribute)")
     out: dict[str, Any] = {}
     for k, v in raw.items():
         if isinstance(v, bytes):
@@ -198,18 +198,18 @@ def merge_shards(
 
     paths = [Path(p) for p in shard_paths]
     if not paths:
-        raise UserError("no shard files to merge")
+        raise InputError("no shard files to merge")
     seen: dict[int, Path] = {}
     counts: set[int] = set()
     ref: dict[str, Any] | None = None
     for p in paths:
         m = _SHARD_RE.match(p.name)
         if m is None:
-            raise UserError(f"{p.name} is not a shard file name (<split>.shard-i-of-n.h5)")
+            raise InputError(f"{p.name} is not a shard file name (<split>.shard-i-of-n.h5)")
         i, n = int(m["i"]), int(m["n"])
         counts.add(n)
         if i in seen:
-            raise UserError(f"shard {i} given twice: {seen[i]} and {p}")
+            raise InputError(f"shard {i} given twice: {seen[i]} and {p}")
         seen[i] = p
         attrs = read_attrs(p)
         attrs.pop("shard", None)
@@ -218,16 +218,16 @@ def merge_shards(
         else:
             diff = sorted(k for k in set(ref) | set(attrs) if ref.get(k) != attrs.get(k))
             if diff:
-                raise UserError(
+                raise InputError(
                     f"{p.name} does not match {paths[0].name}: attributes {', '.join(diff)} differ"
                     " (mismatched geometry/sampling/settings)"
                 )
     if len(counts) != 1:
-        raise UserError(f"shards come from runs with different shard counts: {sorted(counts)}")
+        raise InputError(f"shards come from runs with different shard counts: {sorted(counts)}")
     (n_total,) = counts
     missing = sorted(set(range(1, n_total + 1)) - set(seen))
     if missing:
-        raise UserError(f"missing shard(s) {missing} of {n_total}")
+        raise InputError(f"missing shard(s) {missing} of {n_total}")
     assert ref is not None
 
     # interleaving subjects across shards: copy subject by subject
@@ -271,7 +271,7 @@ def _copy_subject(f: Any, w: SplitWriter, sel: np.ndarray) -> None:
             chunk[name] = a
 
     if sel.size and not np.array_equal(sel, np.arange(sel[0], sel[-1] + 1)):
-        raise UserError("shard file is corrupt: a subject's slices are not contiguous")
+        raise InputError("shard file is corrupt: a subject's slices are not contiguous")
     f.visititems(visit)
     w.append(chunk)
 

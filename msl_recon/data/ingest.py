@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import InputError
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -91,7 +91,7 @@ def read_image(path: str | os.PathLike) -> Any:
 
     p = Path(path)
     if not p.exists():
-        raise UserError(f"{p} does not exist")
+        raise InputError(f"{p} does not exist")
     if p.is_dir():
         files = sorted(
             f
@@ -102,28 +102,28 @@ def read_image(path: str | os.PathLike) -> Any:
         if len(non_dcm) == 1:
             return read_image(non_dcm[0])
         if len(non_dcm) > 1:
-            raise UserError(
+            raise InputError(
                 f"{p} holds several images ({', '.join(f.name for f in non_dcm)}); expected one"
             )
         ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(p))
         if not ids:
-            raise UserError(f"{p} contains no readable image or DICOM series")
+            raise InputError(f"{p} contains no readable image or DICOM series")
         names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(p), ids[0])
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(names)
         try:
             img = reader.Execute()
         except RuntimeError as exc:
-            raise UserError(f"cannot read the DICOM series in {p}: {_first_line(exc)}") from None
+            raise InputError(f"cannot read the DICOM series in {p}: {_first_line(exc)}") from None
         return sitk.Cast(img, sitk.sitkFloat32)
     if p.name.lower().endswith(".dcm"):
         return _read_dicom_file(p)
     try:
         img = sitk.ReadImage(str(p))
     except RuntimeError as exc:
-        raise UserError(f"cannot read {p}: {_first_line(exc)}") from None
+        raise InputError(f"cannot read {p}: {_first_line(exc)}") from None
     if img.GetNumberOfComponentsPerPixel() != 1:
-        raise UserError(
+        raise InputError(
             f"{p} has {img.GetNumberOfComponentsPerPixel()} channels; expected a scalar image"
         )
     return sitk.Cast(img, sitk.sitkFloat32)
@@ -143,12 +143,12 @@ def _read_dicom_file(p: Path) -> Any:
         ds = pydicom.dcmread(str(p))
         arr = ds.pixel_array.astype(np.float32)
     except Exception as exc:  # pydicom raises many types for bad files
-        raise UserError(f"cannot read DICOM {p}: {_first_line(exc)}") from None
+        raise InputError(f"cannot read DICOM {p}: {_first_line(exc)}") from None
     slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
     inter = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
     arr = arr * slope + inter
     if arr.ndim == 3 and getattr(ds, "SamplesPerPixel", 1) != 1:
-        raise UserError(f"{p} is a colour image; expected a scalar CT/MR image")
+        raise InputError(f"{p} is a colour image; expected a scalar CT/MR image")
     img = sitk.GetImageFromArray(arr)
     ps = [float(v) for v in getattr(ds, "PixelSpacing", [1.0, 1.0])]
     if arr.ndim == 2:
@@ -165,13 +165,13 @@ def _array(img: Any, what: str) -> np.ndarray:
     arr = sitk.GetArrayFromImage(img).astype(np.float32)
     if not np.all(np.isfinite(arr)):
         bad = int((~np.isfinite(arr)).sum())
-        raise UserError(f"{what} contains {bad} NaN/inf voxel(s)")
+        raise InputError(f"{what} contains {bad} NaN/inf voxel(s)")
     return arr
 
 
 def _require_3d(img: Any, what: str) -> None:
     if img.GetDimension() != 3 or min(img.GetSize()) < 2:
-        raise UserError(
+        raise InputError(
             f"{what} is {img.GetDimension()}D with size {img.GetSize()}; paired CT/MR ingest "
             "needs 3D volumes (use --layout single for one slice)"
         )
@@ -200,12 +200,12 @@ def discover(
 
     Raises
     ------
-    UserError
+    InputError
         Missing input, empty dataset, a subject missing a requested modality.
     """
     p = Path(input_path)
     if not p.exists():
-        raise UserError(f"input {p} does not exist")
+        raise InputError(f"input {p} does not exist")
     want = list(dict.fromkeys(modalities))
     if layout == "rire":
         out = _discover_rire(p, want)
@@ -215,24 +215,24 @@ def discover(
         out = _discover_csv(p, want)
     elif layout == "single":
         if len(want) != 1:
-            raise UserError("--layout single takes exactly one modality (e.g. --modalities ct)")
+            raise InputError("--layout single takes exactly one modality (e.g. --modalities ct)")
         files = [p] if p.is_file() else sorted(f for f in p.iterdir() if _has_suffix(f))
         if not files:
-            raise UserError(f"{p} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+            raise InputError(f"{p} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
         out = [SubjectFiles(f.name.split(".")[0], {want[0]: f}, layout="single") for f in files]
     else:
-        raise UserError(f"unknown layout {layout!r}; choose rire, synthrad, csv or single")
+        raise InputError(f"unknown layout {layout!r}; choose rire, synthrad, csv or single")
     if not out:
-        raise UserError(f"no subjects found in {p} for layout {layout}")
+        raise InputError(f"no subjects found in {p} for layout {layout}")
     ids = [s.subject_id for s in out]
     if len(set(ids)) != len(ids):
-        raise UserError(f"duplicate subject ids in {p}")
+        raise InputError(f"duplicate subject ids in {p}")
     return out
 
 
 def _discover_rire(root: Path, want: list[str]) -> list[SubjectFiles]:
     if not root.is_dir():
-        raise UserError(f"RIRE input {root} must be a folder of patient_XXX folders")
+        raise InputError(f"RIRE input {root} must be a folder of patient_XXX folders")
     out = []
     for d in sorted(root.iterdir()):
         if not (d.is_dir() and d.name.startswith("patient")):
@@ -245,7 +245,7 @@ def _discover_rire(root: Path, want: list[str]) -> list[SubjectFiles]:
         missing = [m for m in want if m not in paths]
         if missing:
             have = ", ".join(sorted(paths)) or "nothing"
-            raise UserError(
+            raise InputError(
                 f"{d.name}: missing {', '.join(_RIRE_DIRS.get(m, m) for m in missing)}"
                 f" (found {have}); a CT needs its MR (or choose --modalities)"
             )
@@ -255,9 +255,9 @@ def _discover_rire(root: Path, want: list[str]) -> list[SubjectFiles]:
 
 def _discover_synthrad(root: Path, want: list[str]) -> list[SubjectFiles]:
     if not root.is_dir():
-        raise UserError(f"SynthRAD2023 input {root} must be a folder of case folders")
+        raise InputError(f"SynthRAD2023 input {root} must be a folder of case folders")
     if "t2" in want:
-        raise UserError("SynthRAD2023 has no T2 images; use --modalities ct,t1")
+        raise InputError("SynthRAD2023 has no T2 images; use --modalities ct,t1")
     out = []
     for d in sorted(root.iterdir()):
         if not d.is_dir():
@@ -268,11 +268,11 @@ def _discover_synthrad(root: Path, want: list[str]) -> list[SubjectFiles]:
         paths = {}
         if "ct" in want:
             if ct is None:
-                raise UserError(f"{d.name}: mr found but ct.nii.gz is missing")
+                raise InputError(f"{d.name}: mr found but ct.nii.gz is missing")
             paths["ct"] = ct
         if "t1" in want:
             if mr is None:
-                raise UserError(f"{d.name}: ct found but its MR (mr.nii.gz) is missing")
+                raise InputError(f"{d.name}: ct found but its MR (mr.nii.gz) is missing")
             paths["t1"] = mr
         out.append(SubjectFiles(d.name, paths, mask=_find_image(d, "mask"), layout="synthrad"))
     return out
@@ -280,22 +280,22 @@ def _discover_synthrad(root: Path, want: list[str]) -> list[SubjectFiles]:
 
 def _discover_csv(path: Path, want: list[str]) -> list[SubjectFiles]:
     if not path.is_file():
-        raise UserError(f"CSV input {path} must be a file")
+        raise InputError(f"CSV input {path} must be a file")
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     if not rows:
-        raise UserError(f"{path} has no rows")
+        raise InputError(f"{path} has no rows")
     cols = {c.strip().lower() for c in (rows[0].keys() if rows else [])}
     missing_cols = [m for m in want if m not in cols]
     if missing_cols:
-        raise UserError(f"{path} lacks column(s) {', '.join(missing_cols)} (has {sorted(cols)})")
+        raise InputError(f"{path} lacks column(s) {', '.join(missing_cols)} (has {sorted(cols)})")
     out = []
     for i, row in enumerate(rows):
         row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
         paths = {}
         for m in want:
             if not row.get(m):
-                raise UserError(f"{path} row {i + 2}: empty {m} path (a CT needs its MR)")
+                raise InputError(f"{path} row {i + 2}: empty {m} path (a CT needs its MR)")
             q = Path(row[m])
             paths[m] = q if q.is_absolute() else path.parent / q
         mask = row.get("mask") or None
@@ -410,7 +410,7 @@ def load_paired(
     from .registration import register_affine, resample_like
 
     if "ct" not in subject.paths:
-        raise UserError(f"{subject.subject_id}: paired ingest needs a CT")
+        raise InputError(f"{subject.subject_id}: paired ingest needs a CT")
     ct_img = read_image(subject.paths["ct"])
     _require_3d(ct_img, f"{subject.subject_id} CT ({subject.paths['ct']})")
     ct = _array(ct_img, f"{subject.subject_id} CT")
@@ -434,7 +434,7 @@ def load_paired(
             tx = None
         mr = _array(resample_like(mr_img, ct_img, tx, default=0.0), f"{subject.subject_id} {m}")
         if float(np.abs(mr).max()) == 0.0:
-            raise UserError(
+            raise InputError(
                 f"{subject.subject_id}: {m} does not overlap the CT in physical space "
                 "(mismatched geometry; check origins/directions or drop --no-register)"
             )
@@ -442,7 +442,7 @@ def load_paired(
     if subject.mask is not None:
         mimg = read_image(subject.mask)
         if mimg.GetSize() != ct_img.GetSize():
-            raise UserError(
+            raise InputError(
                 f"{subject.subject_id}: mask size {mimg.GetSize()} differs from the "
                 f"CT size {ct_img.GetSize()} (mismatched geometry)"
             )
@@ -484,7 +484,7 @@ def load_single(
     if arr.ndim == 2:
         arr = arr[None]
     elif arr.ndim != 3:
-        raise UserError(f"{path} is {arr.ndim}D; expected a 2D slice or a 3D volume")
+        raise InputError(f"{path} is {arr.ndim}D; expected a 2D slice or a 3D volume")
     if modality == "ct":
         vol = np.asarray(hu_to_unit(arr), dtype=np.float32)
         cover = (arr > -500).reshape(arr.shape[0], -1).mean(1)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import InputError
 from .hdf5 import SCHEMA_VERSION, SPLITS, SplitWriter, shard_name
 
 __all__ = [
@@ -54,9 +54,9 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
         a, b = text.split("/")
         i, n = int(a), int(b)
     except ValueError:
-        raise UserError(f"--shard must look like i/n (e.g. 2/8), got {text!r}") from None
+        raise InputError(f"--shard must look like i/n (e.g. 2/8), got {text!r}") from None
     if n < 1 or not (1 <= i <= n):
-        raise UserError(f"--shard {text}: need 1 ≤ i ≤ n")
+        raise InputError(f"--shard {text}: need 1 ≤ i ≤ n")
     return i, n
 
 
@@ -68,7 +68,7 @@ def assign_splits(n_subjects: int, fractions: Sequence[float], seed: int) -> lis
     """
     fr = np.asarray(fractions, dtype=float)
     if fr.shape != (3,) or np.any(fr < 0) or not math.isclose(fr.sum(), 1.0, abs_tol=1e-6):
-        raise UserError(f"split fractions must be three numbers ≥ 0 summing to 1, got {fractions}")
+        raise InputError(f"split fractions must be three numbers ≥ 0 summing to 1, got {fractions}")
     n_val = round(n_subjects * fr[1])
     n_test = round(n_subjects * fr[2])
     if n_subjects >= 3:
@@ -225,7 +225,7 @@ def _tasks(run: SimulationRun) -> list[SubjectTask]:
     }
     if run.input is None:
         if run.n_subjects < 1:
-            raise UserError(f"--subjects must be ≥ 1, got {run.n_subjects}")
+            raise InputError(f"--subjects must be ≥ 1, got {run.n_subjects}")
         return [
             SubjectTask(
                 i, f"phantom-{i:04d}", "phantom", phantom_config=run.phantom_config, **common
@@ -238,7 +238,7 @@ def _tasks(run: SimulationRun) -> list[SubjectTask]:
     subjects = discover(run.input, layout, run.modalities)
     kind = "single" if layout == "single" else "paired"
     if kind == "paired" and "ct" not in run.modalities:
-        raise UserError("paired layouts need ct among --modalities (the CT is the fixed image)")
+        raise InputError("paired layouts need ct among --modalities (the CT is the fixed image)")
     return [
         SubjectTask(
             i, s.subject_id, kind, files=s, register=run.register, head_mask=run.head_mask, **common
@@ -250,23 +250,23 @@ def _tasks(run: SimulationRun) -> list[SubjectTask]:
 def _validate(run: SimulationRun) -> None:
     g = run.spec.geometry
     if g.image_size != run.size:
-        raise UserError(
+        raise InputError(
             f"mismatched geometry: the CT geometry is for {g.image_size}² images but --size is "
             f"{run.size}"
         )
     bad = [m for m in run.modalities if m not in ("ct", "t1", "t2")]
     if bad or not run.modalities:
-        raise UserError(f"unknown modality {bad}; choose from ct, t1, t2")
+        raise InputError(f"unknown modality {bad}; choose from ct, t1, t2")
     for m in run.modalities:
         if m != "ct" and m not in run.spec.sampling:
-            raise UserError(f"no MR sampling for {m}")
+            raise InputError(f"no MR sampling for {m}")
         s = run.spec.sampling.get(m)
         if s is not None and hasattr(s, "shape") and tuple(s.shape) != (run.size, run.size):
-            raise UserError(
+            raise InputError(
                 f"mismatched geometry: {m} mask shape {s.shape} ≠ ({run.size}, {run.size})"
             )
     if run.n_slices is not None and run.n_slices < 1:
-        raise UserError(f"--slices must be ≥ 1, got {run.n_slices}")
+        raise InputError(f"--slices must be ≥ 1, got {run.n_slices}")
 
 
 def _attrs(run: SimulationRun, split: str, provenance: dict[str, Any]) -> dict[str, Any]:
@@ -308,7 +308,7 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
 
     Raises
     ------
-    UserError
+    InputError
         Bad settings or input, or existing outputs without ``overwrite``.
     """
     import torch
@@ -321,7 +321,7 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
     if not run.overwrite:
         existing = [str(p) for p in paths.values() if p.exists()]
         if existing:
-            raise UserError(f"{existing[0]} exists; pass --overwrite to replace it")
+            raise InputError(f"{existing[0]} exists; pass --overwrite to replace it")
     tasks = _tasks(run)
     splits = assign_splits(len(tasks), run.fractions, run.seed)
     if run.shard is not None:
@@ -431,11 +431,11 @@ def write_arrays(
     mods = tuple(images)
     n = {v.shape[0] for v in images.values()}
     if len(n) != 1:
-        raise UserError(f"all modalities need the same number of slices, got {sorted(n)}")
+        raise InputError(f"all modalities need the same number of slices, got {sorted(n)}")
     (s,) = n
     ids = list(subject_ids) if subject_ids is not None else [f"array-{i:04d}" for i in range(s)]
     if len(ids) != s:
-        raise UserError(f"{len(ids)} subject ids for {s} slices")
+        raise InputError(f"{len(ids)} subject ids for {s} slices")
     size = next(iter(images.values())).shape[-1]
     run = SimulationRun(
         out_dir=target.parent,
@@ -461,7 +461,7 @@ def write_arrays(
         for si, sid in enumerate(order):
             rows = np.flatnonzero(np.asarray(ids) == sid)
             if not np.array_equal(rows, np.arange(rows[0], rows[-1] + 1)):
-                raise UserError(f"slices of subject {sid} are not contiguous")
+                raise InputError(f"slices of subject {sid} are not contiguous")
             gen = torch.Generator().manual_seed(subject_seed(seed, si, 3))
             for b0 in range(0, rows.size, batch_size):
                 r = rows[b0 : b0 + batch_size]

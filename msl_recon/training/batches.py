@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import InputError
 
 __all__ = ["collate", "lam_for_modality", "measurement", "move_batch", "randomize_batch"]
 
@@ -95,7 +95,7 @@ def randomize_batch(
         v_stored = int(batch["ct_sino"].shape[-2])
         n_v = int(gen.choice(np.asarray(views)))
         if n_v > v_stored or n_v < 1:
-            raise UserError(f"random view count {n_v} outside 1..{v_stored} (stored views)")
+            raise InputError(f"random view count {n_v} outside 1..{v_stored} (stored views)")
         if n_v < v_stored:
             offset = int(gen.integers(0, max(v_stored // n_v, 1)))
             idx = (np.floor(np.arange(n_v) * (v_stored / n_v)).astype(np.int64) + offset) % v_stored

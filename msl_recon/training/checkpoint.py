@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .._io import atomic_path
-from ..errors import UserError
+from ..errors import InputError
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -135,21 +135,21 @@ def load_checkpoint(
 
     Raises
     ------
-    UserError
+    InputError
         If the file is missing, unreadable or not an msl-recon checkpoint.
     """
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"checkpoint {p} does not exist")
+        raise InputError(f"checkpoint {p} does not exist")
     try:
         data = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt file, foreign pickle, ...
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read checkpoint {p}: {msg}") from exc
+        raise InputError(f"cannot read checkpoint {p}: {msg}") from exc
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{p} is not an msl-recon checkpoint")
+        raise InputError(f"{p} is not an msl-recon checkpoint")
     if int(data.get("version", 0)) > CHECKPOINT_VERSION:
-        raise UserError(
+        raise InputError(
             f"{p} has checkpoint version {data.get('version')}, this msl-recon reads "
             f"≤ {CHECKPOINT_VERSION}; upgrade msl-recon"
         )

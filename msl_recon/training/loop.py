@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import InputError
 from .batches import collate, move_batch, randomize_batch
 from .checkpoint import (
     capture_rng_state,
@@ -69,7 +69,7 @@ def canonical_modalities(spec: str | Sequence[str] | None) -> tuple[str, ...] | 
 
     Raises
     ------
-    UserError
+    InputError
         On an unknown or repeated modality name.
     """
     if spec is None:
@@ -81,12 +81,12 @@ def canonical_modalities(spec: str | Sequence[str] | None) -> tuple[str, ...] | 
         if not m:
             continue
         if m not in KNOWN_MODALITIES:
-            raise UserError(f"unknown modality {raw!r}; allowed: ct, t1, t2 (alias mr = t1)")
+            raise InputError(f"unknown modality {raw!r}; allowed: ct, t1, t2 (alias mr = t1)")
         if m in out:
-            raise UserError(f"modality {m!r} given twice")
+            raise InputError(f"modality {m!r} given twice")
         out.append(m)
     if not out:
-        raise UserError("no modality given")
+        raise InputError("no modality given")
     return tuple(out)
 
 
@@ -97,11 +97,11 @@ def resolve_device(spec: str | None) -> torch.device:
     try:
         dev = torch.device(spec)
     except RuntimeError as exc:
-        raise UserError(f"invalid device {spec!r}: use cpu, cuda or cuda:N") from exc
+        raise InputError(f"invalid device {spec!r}: use cpu, cuda or cuda:N") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda requested but CUDA is not available")
+        raise InputError("--device cuda requested but CUDA is not available")
     if dev.type not in ("cpu", "cuda"):
-        raise UserError(f"unsupported device {spec!r}: use cpu or cuda")
+        raise InputError(f"unsupported device {spec!r}: use cpu or cuda")
     return dev
 
 
@@ -118,13 +118,13 @@ def resolve_config(spec: Any) -> Any:
         return MSLConfig.named(s)
     p = Path(s)
     if not p.is_file():
-        raise UserError(f"--config {s!r} is neither 'small', 'paper' nor an existing file")
+        raise InputError(f"--config {s!r} is neither 'small', 'paper' nor an existing file")
     try:
         return load_config(p)
-    except UserError:
+    except InputError:
         raise
     except Exception as exc:
-        raise UserError(f"cannot read config {p}: {exc}") from exc
+        raise InputError(f"cannot read config {p}: {exc}") from exc
 
 
 def _with_fields(cfg: Any, **kw: Any) -> Any:
@@ -259,13 +259,13 @@ def _open_datasets(opts: TrainOptions, modalities: tuple[str, ...] | None) -> tu
     data = Path(opts.data)
     train_path = data / "train.h5" if data.is_dir() else data
     if not train_path.is_file():
-        raise UserError(f"training data {train_path} does not exist (expected DIR/train.h5)")
+        raise InputError(f"training data {train_path} does not exist (expected DIR/train.h5)")
     try:
         train_ds = MSLDataset(train_path, modalities=modalities)
-    except UserError:
+    except InputError:
         raise
     except (OSError, KeyError, ValueError) as exc:
-        raise UserError(f"cannot open {train_path}: {exc}") from exc
+        raise InputError(f"cannot open {train_path}: {exc}") from exc
     val_path = train_path.parent / "val.h5"
     val_ds = MSLDataset(val_path, modalities=train_ds.modalities) if val_path.is_file() else None
     return train_ds, val_ds
@@ -276,9 +276,9 @@ def _prepare_run_dir(opts: TrainOptions, info: DistInfo) -> Path:
     if info.is_main:
         if opts.resume:
             if not (out / "last.pt").is_file():
-                raise UserError(f"--resume: no checkpoint {out / 'last.pt'}")
+                raise InputError(f"--resume: no checkpoint {out / 'last.pt'}")
         elif out.exists() and any(out.iterdir()) and not opts.overwrite:
-            raise UserError(f"run directory {out} is not empty; pass --overwrite or --resume")
+            raise InputError(f"run directory {out} is not empty; pass --overwrite or --resume")
         out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -296,7 +296,7 @@ def train(opts: TrainOptions) -> TrainResult:
 
     Raises
     ------
-    UserError
+    InputError
         Missing data, a non-empty run directory without ``--overwrite``/``--resume``, a
         modality missing from the data, an invalid config.
     """
@@ -349,13 +349,13 @@ def _train(
     modalities = tuple(train_ds.modalities) if modalities is None else modalities
     missing = [m for m in modalities if m not in train_ds.modalities]
     if missing:
-        raise UserError(f"modalities {missing} not in the training data {train_ds.modalities}")
+        raise InputError(f"modalities {missing} not in the training data {train_ds.modalities}")
     if ckpt is None:
         n_px = int(train_ds[0][modalities[0]].shape[-1])
         try:
             cfg = _with_fields(cfg, modalities=modalities, image_size=n_px)
         except ValueError as exc:
-            raise UserError(f"the config does not fit the data ({n_px}² images): {exc}") from exc
+            raise InputError(f"the config does not fit the data ({n_px}² images): {exc}") from exc
     lr = float(opts.lr) if (opts.lr and ckpt is None) else float(_cfg(cfg, "lr", 2e-4))
     if ckpt is not None:
         lr = float(ckpt["train_args"].get("lr", lr))
@@ -383,7 +383,7 @@ def _train(
         consumed = int(ckpt["data_state"]["consumed"])
         restore_rng_state(ckpt["rng"])
         if ckpt["data_state"].get("world_size", 1) != info.world_size:
-            raise UserError(
+            raise InputError(
                 f"checkpoint was written by {ckpt['data_state'].get('world_size', 1)} processes, "
                 f"resuming with {info.world_size}: exact resume needs the same world size"
             )

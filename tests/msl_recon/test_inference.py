@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from msl_recon.errors import UserError
+from msl_recon.errors import InputError
 from msl_recon.inference import (
     Reconstructor,
     load_lambda_map,
@@ -31,13 +31,13 @@ def tiny(tmp_path_factory) -> tuple[Path, Path]:
 def test_parse_lambdas_and_slices() -> None:
     assert parse_lambdas("0, 0.25,1") == [0.0, 0.25, 1.0]
     for bad in ("1.5", "-0.1", "x", ""):
-        with pytest.raises(UserError):
+        with pytest.raises(InputError):
             parse_lambdas(bad)
     assert parse_slices(None, 4) == [0, 1, 2, 3]
     assert parse_slices("1:3,0", 4) == [1, 2, 0]
-    with pytest.raises(UserError, match="outside"):
+    with pytest.raises(InputError, match="outside"):
         parse_slices("5", 4)
-    with pytest.raises(UserError):
+    with pytest.raises(InputError):
         parse_slices("a:b", 4)
 
 
@@ -69,7 +69,7 @@ def test_lambda_map_bad_inputs(tmp_path) -> None:
         ("m.txt", "unsupported"),
         ("none.npy", "does not exist"),
     ]:
-        with pytest.raises(UserError, match=msg):
+        with pytest.raises(InputError, match=msg):
             load_lambda_map(tmp_path / name, (32, 32))
 
 
@@ -92,7 +92,7 @@ def test_model_from_checkpoint_and_single_modality(tiny) -> None:
     lam = torch.full((2, 1, 32, 32), 0.3)
     assert torch.allclose(both.decode(lam), both.decode(0.3), atol=1e-5)
     assert set(ct_only.inputs()) == {"ct"}
-    with pytest.raises(UserError, match="not in the checkpoint"):
+    with pytest.raises(InputError, match="not in the checkpoint"):
         Reconstructor(m, batch, ds.geometry, ds.sampling, ("t2",), torch.device("cpu"))
 
 

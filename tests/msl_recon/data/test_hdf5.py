@@ -11,7 +11,7 @@ from msl_recon._io import atomic_path
 from msl_recon.data.hdf5 import SplitWriter, merge_shards, read_attrs, shard_name, summarize
 from msl_recon.data.pipeline import write_arrays
 from msl_recon.data.simulate import SimulationSpec
-from msl_recon.errors import UserError
+from msl_recon.errors import InputError
 
 
 def _batch(rng: np.random.Generator, subject: int, n: int) -> dict[str, np.ndarray]:
@@ -83,13 +83,13 @@ def test_merge_orders_by_subject_and_checks(tmp_path, rng):
         assert f["meta/subject_index"][:].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
     assert "shard" not in read_attrs(out)
     # a shard missing
-    with pytest.raises(UserError, match="missing shard"):
+    with pytest.raises(InputError, match="missing shard"):
         merge_shards([tmp_path / shard_name("train", 1, 2)], tmp_path / "y.h5")
     # a shard from a different geometry
     bad = tmp_path / "other" / shard_name("train", 2, 2)
     bad.parent.mkdir()
     _write_shard(bad, rng, [1], {**attrs, "geometry": {"n": 2}})
-    with pytest.raises(UserError, match="geometry"):
+    with pytest.raises(InputError, match="geometry"):
         merge_shards([tmp_path / shard_name("train", 1, 2), bad], tmp_path / "z.h5")
     assert not (tmp_path / "z.h5").exists()
 
@@ -98,9 +98,9 @@ def test_read_attrs_rejects_foreign_files(tmp_path):
     p = tmp_path / "foreign.h5"
     with h5py.File(p, "w") as f:
         f["x"] = 1
-    with pytest.raises(UserError, match="not an msl-recon dataset"):
+    with pytest.raises(InputError, match="not an msl-recon dataset"):
         read_attrs(p)
     q = tmp_path / "junk.h5"
     q.write_bytes(b"not hdf5")
-    with pytest.raises(UserError, match="not a readable HDF5"):
+    with pytest.raises(InputError, match="not a readable HDF5"):
         read_attrs(q)

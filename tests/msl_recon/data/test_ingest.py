@@ -12,7 +12,7 @@ sitk = pytest.importorskip("SimpleITK")
 
 from msl_recon.cli.main import main  # noqa: E402
 from msl_recon.data.ingest import discover, load_paired, load_single, read_image  # noqa: E402
-from msl_recon.errors import UserError  # noqa: E402
+from msl_recon.errors import InputError  # noqa: E402
 
 SPACING = (2.0, 2.0, 3.0)
 MR_SPACING = (2.4, 2.4, 3.5)
@@ -325,7 +325,7 @@ def test_bad_inputs(tmp_path, capsys, rire):
     )
     assert "mismatched geometry" in _one_error(capsys)
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.h5"))
-    with pytest.raises(UserError, match="exactly one modality"):
+    with pytest.raises(InputError, match="exactly one modality"):
         discover(rire, "single", ("ct", "t1"))
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import serialization
 
-from msl_recon.errors import UserError
+from msl_recon.errors import InputError
 from msl_recon.training.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
@@ -89,11 +89,11 @@ def test_gpu_saved_checkpoint_loads_on_cpu(tmp_path) -> None:
 
 
 def test_bad_checkpoints_raise_user_error(tmp_path) -> None:
-    with pytest.raises(UserError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="cannot read"):
+    with pytest.raises(InputError, match="cannot read"):
         load_checkpoint(tmp_path / "junk.pt")
     torch.save({"some": 1}, tmp_path / "foreign.pt")
-    with pytest.raises(UserError, match="not an msl-recon checkpoint"):
+    with pytest.raises(InputError, match="not an msl-recon checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import geometries as geo
-from msl_recon.errors import UserError
+from msl_recon.errors import InputError
 from msl_recon.training.batches import randomize_batch
 from msl_recon.training.distributed import DistInfo, all_reduce_mean, shard_batch
 from msl_recon.training.logger import RunLogger
@@ -43,9 +43,9 @@ def test_canonical_modalities() -> None:
     assert canonical_modalities("ct,mr") == ("ct", "t1")
     assert canonical_modalities(" T2 ,ct") == ("t2", "ct")
     assert canonical_modalities(None) is None
-    with pytest.raises(UserError, match="unknown modality"):
+    with pytest.raises(InputError, match="unknown modality"):
         canonical_modalities("ct,pet")
-    with pytest.raises(UserError, match="twice"):
+    with pytest.raises(InputError, match="twice"):
         canonical_modalities("mr,t1")
 
 

@@ -11,7 +11,7 @@ import torch
 import yaml
 from msl_recon_testdata import tiny_config
 
-from msl_recon.errors import UserError
+from msl_recon.errors import InputError
 from msl_recon.model import MSLNet
 from msl_recon.training.checkpoint import load_checkpoint
 from msl_recon.training.loop import TrainOptions, train
@@ -80,13 +80,13 @@ def test_run_dir_guards(tiny_data, tmp_path) -> None:
     out = tmp_path / "run"
     out.mkdir()
     (out / "something").write_text("x")
-    with pytest.raises(UserError, match="not empty"):
+    with pytest.raises(InputError, match="not empty"):
         train(_opts(tiny_data, out))
-    with pytest.raises(UserError, match="no checkpoint"):
+    with pytest.raises(InputError, match="no checkpoint"):
         train(_opts(tiny_data, tmp_path / "none", resume=True))
-    with pytest.raises(UserError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         train(_opts(tmp_path / "nodata", tmp_path / "r2"))
-    with pytest.raises(UserError, match="t2"):
+    with pytest.raises(InputError, match="t2"):
         train(_opts(tiny_data, tmp_path / "r3", modalities=("ct", "t2")))
 
 
