@@ -45,7 +45,7 @@ def sparse_and_truth(
     truth: dict[str, list[torch.Tensor]] = {}
     for chunk in _chunks(indices, batch):
         b = move_batch(collate(ds, chunk), device)
-        ops = build_operators(b, ds.geometry, ds.sampling, device)
+        ops = build_operators(b, ds.acquisition, device)
         for m, img in sparse_images(b, ops).items():
             sparse.setdefault(m, []).append(img[:, 0].float().cpu())
         for m in ds.modalities:
@@ -91,7 +91,7 @@ def msl_images(
         if override:
             for k, v in override.items():
                 b[k] = v[pos : pos + len(chunk)]
-        rec = Reconstructor(model, b, ds.geometry, ds.sampling, inputs, device)
+        rec = Reconstructor(model, b, ds.acquisition, inputs, device)
         imgs = []
         for lam in lams:
             if isinstance(lam, torch.Tensor):

@@ -213,7 +213,7 @@ def _cs_weights(ctx: Context, val_ds: Any) -> dict[str, dict[str, float]]:
     s = ctx.suite
     vidx = ctx.test_indices(val_ds)[: s.cs_val_slices]
     b = collate(val_ds, vidx)
-    ops = build_operators(b, val_ds.geometry, val_ds.sampling, ctx.device)
+    ops = build_operators(b, val_ds.acquisition, ctx.device)
     sample = {
         "ct_sino": b["ct_sino"].to(ctx.device),
         "mr_kspace": b[f"{MR}_kspace"].to(ctx.device),
@@ -281,7 +281,7 @@ def main_table(ctx: Context) -> dict:
     # compressed sensing (weights from the validation split)
     weights = _cs_weights(ctx, ctx.test_set(split="val"))
     b = collate(ds, idx)
-    ops = build_operators(b, ds.geometry, ds.sampling, ctx.device)
+    ops = build_operators(b, ds.acquisition, ctx.device)
     y_ct, y_mr = b["ct_sino"].to(ctx.device), b[f"{MR}_kspace"].to(ctx.device)
     A, F = ops["ct"], ops[MR]
     t0 = time.perf_counter()
@@ -579,7 +579,7 @@ def out_of_distribution(ctx: Context) -> dict:
         batch = {"ct_sino": sino.cpu(), "index": torch.zeros(1, dtype=torch.long)}
         from msl_recon.inference import Reconstructor
 
-        rec = Reconstructor(model, batch, geom, {}, ("ct",), ctx.device)
+        rec = Reconstructor(model, batch, {"ct": geom}, ("ct",), ctx.device)
         msl_ct = rec.decode(0.0).cpu()
         rows.append(_row("FBP", "CT", metric_summary(fbp, gt), test_set=f"real CT {fname}"))
         rows.append(
@@ -649,7 +649,7 @@ def lambda_maps(ctx: Context) -> dict:
         "radial ramp": np.clip(1 - r / 0.6, 0, 1).astype(np.float32),
     }
     b = collate(ds, idx)
-    rec = Reconstructor(model, b, ds.geometry, ds.sampling, ("ct", MR), ctx.device)
+    rec = Reconstructor(model, b, ds.acquisition, ("ct", MR), ctx.device)
     images = {"λ=0 (MSL-CT)": rec.decode(0.0).cpu(), "λ=1 (MSL-MRI)": rec.decode(1.0).cpu()}
     for name, m in maps.items():
         lam = torch.as_tensor(m)[None, None].expand(len(idx), 1, n, n).to(ctx.device)

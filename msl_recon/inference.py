@@ -45,10 +45,9 @@ class LoadedModel:
     config : MSLConfig
     modalities : tuple of str
         The model's modalities in config order.
-    geometry : CTGeometry or None
-        The training CT geometry (used for raw sinograms).
-    sampling : dict
-        The training MRI sampling per modality.
+    acquisition : dict
+        The training acquisition of each modality (CT geometry, MRI sampling …; used for raw
+        ``.npy`` inputs).
     iteration : int
         Training iterations of the checkpoint.
     """
@@ -56,9 +55,13 @@ class LoadedModel:
     net: torch.nn.Module
     config: Any
     modalities: tuple[str, ...]
-    geometry: Any
-    sampling: dict[str, Any]
+    acquisition: dict[str, Any]
     iteration: int
+
+    @property
+    def geometry(self) -> Any:
+        """The training CT geometry (``acquisition["ct"]``), or None."""
+        return self.acquisition.get("ct")
 
 
 def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> LoadedModel:
@@ -69,8 +72,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> L
     InputError
         Missing or unreadable checkpoint.
     """
-    import geometries
-
+    from .modalities.acquisition import acquisition_from_dict
     from .model import MSLNet
     from .training.checkpoint import config_from_dict, load_checkpoint
 
@@ -82,16 +84,19 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> L
     except (KeyError, ValueError, RuntimeError) as exc:
         raise InputError(f"checkpoint {path} does not match this msl-recon's model: {exc}") from exc
     net.to(torch.device(device)).eval()
-    geom = ckpt.get("geometry")
-    sampling = {
-        m: geometries.sampling_from_dict(d) for m, d in (ckpt.get("sampling") or {}).items()
-    }
+    acq = ckpt.get("acquisition")
+    if acq is None:  # checkpoints before the modality plug-ins: CT geometry + MRI sampling
+        acq = {**({"ct": ckpt["geometry"]} if ckpt.get("geometry") else {})}
+        acq.update(ckpt.get("sampling") or {})
+    try:
+        acquisition = acquisition_from_dict(acq)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"checkpoint {path} stores an invalid acquisition: {exc}") from exc
     return LoadedModel(
         net=net,
         config=cfg,
         modalities=tuple(ckpt.get("modalities") or cfg.modalities),
-        geometry=geometries.geometry_from_dict(geom) if geom else None,
-        sampling=sampling,
+        acquisition=acquisition,
         iteration=int(ckpt.get("iteration", 0)),
     )
 
@@ -268,20 +273,25 @@ def load_lambda_map(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarr
 
 # ---------------------------------------------------------------------------- raw inputs
 def load_raw_input(
-    path: str | os.PathLike, model: LoadedModel, modality: str | None = None
-) -> tuple[str, dict[str, torch.Tensor], Any, dict[str, Any]]:
+    path: str | os.PathLike,
+    model: LoadedModel,
+    modality: str | Sequence[str] | None = None,
+) -> tuple[str, dict[str, torch.Tensor], Any]:
     """Read a raw ``.npy`` measurement into a batch for the model.
 
-    A real array is a CT sinogram ``(V, D)`` or ``(S, V, D)`` in the checkpoint's geometry (a
-    different ``V`` selects evenly spaced views over the same arc). A complex array is masked
-    Cartesian k-space ``(H, W)`` or ``(S, H, W)``; the mask is the set of non-zero columns.
+    Each of the model's modalities (in order, or those of ``modality``) is asked whether the array
+    is its kind of data (:meth:`msl_recon.modalities.Modality.raw_from_array`): a real array is
+    a CT sinogram ``(V, D)`` or ``(S, V, D)`` in the checkpoint's geometry (a different ``V``
+    selects evenly spaced views over the same arc); a complex array is masked Cartesian k-space
+    ``(H, W)`` or ``(S, H, W)`` whose mask is the set of non-zero columns.
 
     Returns
     -------
-    modality, batch, geometry, sampling
-        The modality (``"ct"`` or the model's first MRI modality unless ``modality`` says),
-        a batch dict (``ct_sino`` or ``<m>_kspace``/``<m>_mask``), the CT geometry and sampling.
+    modality, batch, acquisition
+        The modality, a batch dict of its raw data, and its acquisition.
     """
+    from . import modalities
+
     p = Path(path)
     if not p.is_file():
         raise InputError(f"input {p} does not exist")
@@ -295,38 +305,30 @@ def load_raw_input(
         a = a[None]
     if a.ndim != 3:
         raise InputError(f"{p}: expected a 2D or 3D array, got shape {a.shape}")
-    geometry = model.geometry
-    sampling = dict(model.sampling)
-    if np.iscomplexobj(a):
-        mri = [m for m in model.modalities if m != "ct"]
-        m = modality or (mri[0] if mri else None)
-        if m is None or m == "ct" or m not in model.modalities:
-            raise InputError(f"{p} holds k-space but the model has no MRI modality {m!r}")
-        k = torch.from_numpy(a.astype(np.complex64))
-        mask = (k.abs() > 0).any(dim=-2, keepdim=True).expand_as(k).contiguous()
-        n = int(model.config.image_size)
-        if tuple(k.shape[-2:]) != (n, n):
-            raise InputError(f"{p}: k-space shape {tuple(k.shape[-2:])}, the model needs {(n, n)}")
-        return m, {f"{m}_kspace": k, f"{m}_mask": mask}, geometry, sampling
-    if "ct" not in model.modalities:
-        raise InputError(f"{p} holds a sinogram but the model has no CT modality")
-    if geometry is None:
-        raise InputError("the checkpoint stores no CT geometry; cannot use a raw sinogram")
-    v, d = a.shape[-2:]
-    if d != geometry.sino_shape[1]:
-        raise InputError(
-            f"{p}: {d} detector bins, the model's geometry has {geometry.sino_shape[1]}"
-        )
-    if v != geometry.sino_shape[0]:
+    if modality is None:
+        candidates = list(model.modalities)
+    else:
+        candidates = [modality] if isinstance(modality, str) else list(modality)
+    unknown = [m for m in candidates if m not in model.modalities]
+    if unknown:
+        raise InputError(f"the model has no modality {unknown} (it has {model.modalities})")
+    n = int(model.config.image_size)
+    for m in candidates:
         try:
-            geometry = geometry.with_views(int(v))
-        except ValueError as exc:
-            raise InputError(f"{p}: cannot use {v} views with the model's geometry: {exc}") from exc
-    return "ct", {"ct_sino": torch.from_numpy(a.astype(np.float32))}, geometry, sampling
+            got = modalities.get(m).raw_from_array(a, model.acquisition.get(m), n)
+        except InputError as exc:
+            raise InputError(f"{p}: {exc}") from exc
+        if got is not None:
+            return m, got[0], got[1]
+    kind = "complex" if np.iscomplexobj(a) else "real"
+    raise InputError(
+        f"{p} holds {kind} data that none of the model's modalities {candidates} reads "
+        "(CT takes real sinograms, MRI complex k-space)"
+    )
 
 
-def back_transform(op: Any, measurement: torch.Tensor, modality: str) -> torch.Tensor:
-    """The analytical sparse-data image: FBP for CT, zero-filled magnitude for MRI.
+def back_transform(op: Any, measurement: torch.Tensor) -> torch.Tensor:
+    """The analytical sparse-data image ``op.pseudo_inverse()(y)`` (magnitude if complex).
 
     Returns a real tensor ``(B, H, W)``.
     """
@@ -343,9 +345,9 @@ class Reconstructor:
     ----------
     model : LoadedModel
     batch : dict
-        Collated measurements (``ct_sino``, ``<m>_kspace``, ``<m>_mask``), on any device.
-    geometry, sampling
-        CT geometry and MRI sampling of the batch.
+        Collated measurements (each modality's raw data and extras), on any device.
+    acquisition : dict
+        Acquisition of each modality of the batch (``MSLDataset.acquisition``).
     modalities : sequence of str
         Inputs to use (a subset of the model's modalities).
     device : torch.device
@@ -355,11 +357,11 @@ class Reconstructor:
         self,
         model: LoadedModel,
         batch: dict[str, Any],
-        geometry: Any,
-        sampling: dict[str, Any],
+        acquisition: dict[str, Any],
         modalities: Sequence[str],
         device: torch.device,
     ) -> None:
+        from . import modalities as registry
         from .model import build_operators
         from .training.batches import move_batch
 
@@ -372,12 +374,12 @@ class Reconstructor:
         self.device = device
         self.modalities = tuple(modalities)
         self.batch = move_batch(batch, device)
-        all_ops = build_operators(self.batch, geometry, sampling, device)
+        all_ops = build_operators(self.batch, acquisition, device)
+        missing = [m for m in self.modalities if m not in all_ops]
+        if missing:
+            raise InputError(f"the input holds no raw data of {missing}")
         self.ops = {m: all_ops[m] for m in self.modalities}
-        self.measurements = {
-            m: self.batch["ct_sino"] if m == "ct" else self.batch[f"{m}_kspace"]
-            for m in self.modalities
-        }
+        self.measurements = {m: registry.get(m).measurement(self.batch) for m in self.modalities}
         with torch.no_grad():
             self.features = model.net.encode(self.measurements, self.ops)
 
@@ -388,7 +390,13 @@ class Reconstructor:
 
     def inputs(self) -> dict[str, torch.Tensor]:
         """Sparse-data images per used modality, ``(B, H, W)`` real."""
-        return {m: back_transform(self.ops[m], self.measurements[m], m) for m in self.modalities}
+        from . import modalities as registry
+
+        with torch.no_grad():
+            return {
+                m: registry.get(m).back_transform(self.measurements[m], self.ops[m]).float()
+                for m in self.modalities
+            }
 
     def decode(self, lam: float | torch.Tensor) -> torch.Tensor:
         """The MSL image for λ (float, ``(B,)``, map ``(B, 1, H, W)``, or simplex for n > 2).

@@ -89,8 +89,9 @@ class SENSE(LinearOperator):
 
     Parameters
     ----------
-    coil_maps : torch.Tensor or ndarray, shape ``(C, H, W)``
-        Complex coil sensitivities (e.g. :func:`birdcage_maps`).
+    coil_maps : torch.Tensor or ndarray, shape ``(C, H, W)`` or ``(B, C, H, W)``
+        Complex coil sensitivities (e.g. :func:`birdcage_maps`); a leading axis gives each sample
+        of a batch ``(B, H, W)`` its own maps (e.g. maps estimated per slice).
     inner : LinearOperator
         Single-coil operator with domain ``(H, W)``, e.g. :class:`CartesianFourier` or
         :class:`NUFFT`.
@@ -109,8 +110,11 @@ class SENSE(LinearOperator):
             if isinstance(coil_maps, torch.Tensor)
             else torch.as_tensor(np.asarray(coil_maps))
         )
-        if maps.ndim != 3:
-            raise ValueError(f"SENSE: coil_maps must have shape (C, H, W), got {tuple(maps.shape)}")
+        if maps.ndim not in (3, 4):
+            raise ValueError(
+                f"SENSE: coil_maps must have shape (C, H, W) or per-sample (B, C, H, W), got "
+                f"{tuple(maps.shape)}"
+            )
         if tuple(maps.shape[-2:]) != inner.domain_shape:
             raise ValueError(
                 f"SENSE: coil_maps shape {tuple(maps.shape)} does not match the domain "
@@ -118,7 +122,7 @@ class SENSE(LinearOperator):
             )
         if not maps.is_complex():
             maps = maps.to(torch.complex128 if maps.dtype == torch.float64 else torch.complex64)
-        self.n_coils = int(maps.shape[0])
+        self.n_coils = int(maps.shape[-3])
         super().__init__(
             inner.domain_shape,
             (self.n_coils, *inner.range_shape),

@@ -105,6 +105,7 @@ def tiny_config(**overrides: object):
 def make_checkpoint(path: Path, data_dir: Path, **cfg_overrides: object) -> Path:
     """A checkpoint of an untrained tiny model (what inference needs; no training run)."""
     from msl_recon.data.dataset import MSLDataset
+    from msl_recon.modalities.acquisition import acquisition_to_dict
     from msl_recon.model import MSLNet
     from msl_recon.training.checkpoint import save_checkpoint
 
@@ -119,7 +120,6 @@ def make_checkpoint(path: Path, data_dir: Path, **cfg_overrides: object) -> Path
             "iteration": 0,
             "config": cfg.to_dict(),
             "modalities": list(cfg.modalities),
-            "geometry": ds.geometry.to_dict(),
-            "sampling": {m: s.to_dict() for m, s in ds.sampling.items()},
+            "acquisition": acquisition_to_dict(ds.acquisition),
         },
     )

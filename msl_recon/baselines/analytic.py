@@ -110,7 +110,7 @@ def sparse_images(
     Parameters
     ----------
     batch : mapping
-        A collated batch: ``"ct_sino"`` ``(B, V, D)`` and/or ``"<m>_kspace"`` for MR modalities.
+        A collated batch holding each modality's raw data under its plug-in's ``raw_key``.
     ops : mapping of str -> LinearOperator
         Modality -> forward operator (e.g. from ``msl_recon.model.build_operators``).
     clip : bool
@@ -122,10 +122,12 @@ def sparse_images(
         Modality -> float32 image ``(B, 1, H, W)`` on the data's device.
     """
     out: dict[str, torch.Tensor] = {}
+    from .. import modalities
+
     for m, op in ops.items():
-        key = "ct_sino" if m == "ct" else f"{m}_kspace"
-        if key not in batch:
+        spec = modalities.get(m)
+        if spec.raw_key not in batch:
             continue
-        x = sparse_image(batch[key], op, clip=clip)
+        x = sparse_image(spec.measurement(batch), op, clip=clip)
         out[m] = x.to(torch.float32).unsqueeze(-3)
     return out

@@ -13,8 +13,18 @@ import typer
 
 from ..errors import InputError, UserError
 
-_NICE = {"ct": "CT", "t1": "T1", "t2": "T2"}
-_INPUT_NAME = {"ct": "FBP", "t1": "zero-filled T1", "t2": "zero-filled T2"}
+
+def _input_name(m: str) -> str:
+    """Name of a modality's analytical input image (e.g. ``FBP``), from its plug-in."""
+    from .. import modalities
+
+    return modalities.get(m).input_label
+
+
+def _is_modality(name: str) -> bool:
+    from .. import modalities
+
+    return name in modalities.names()
 
 
 def _check_out_dir(out: Path, overwrite: bool) -> None:
@@ -32,7 +42,7 @@ def _open_source(
     n_views: int | None,
     acceleration: float | None,
 ) -> tuple[Any, tuple[str, ...]]:
-    """A dataset-like object: ``len``, ``[i]`` -> dict, ``.geometry``, ``.sampling``, GT keys."""
+    """A dataset-like object: ``len``, ``[i]`` -> dict, ``.acquisition``, GT keys."""
     from ..inference import load_raw_input
 
     if not inputs:
@@ -54,34 +64,41 @@ def _open_source(
         if missing:
             raise UserError(f"modalities {missing} are not in {inputs[0]} (it has {ds.modalities})")
         return ds, mods
+    from .. import modalities as registry
+
     batch: dict[str, Any] = {}
-    geometry, sampling = model.geometry, dict(model.sampling)
+    acquisition = dict(model.acquisition)
     mods_found: list[str] = []
     for p in inputs:
-        want = None
-        if modalities:
-            mri = [m for m in modalities if m != "ct"]
-            want = mri[0] if mri else None
-        m, b, g, _ = load_raw_input(p, model, want)
-        if m in mods_found:
-            raise UserError(f"two raw inputs for modality {m}")
+        want = [m for m in (modalities or model.modalities) if m not in mods_found]
+        if not want:
+            raise UserError(f"{p}: every requested modality already has a raw input")
+        m, b, acq = load_raw_input(p, model, want)
         mods_found.append(m)
         batch.update(b)
-        if m == "ct":
-            geometry = g
-    sizes = {int(v.shape[0]) for k, v in batch.items() if k.endswith(("_sino", "_kspace"))}
+        acquisition[m] = acq
+    sizes = {int(batch[registry.get(m).raw_key].shape[0]) for m in mods_found}
     if len(sizes) != 1:
         raise UserError(f"raw inputs have different slice counts {sorted(sizes)}")
     mods = modalities or tuple(mods_found)
     missing = [m for m in mods if m not in mods_found]
     if missing:
         raise UserError(f"--modalities asks for {missing} but no raw input holds them")
-    return _RawSource(batch, geometry, sampling, sizes.pop()), mods
+    return _RawSource(batch, acquisition, sizes.pop()), mods
+
+
+def _acquisition_attr(source: Any, name: str) -> Any:
+    """The first acquisition of ``source`` that has attribute ``name`` (e.g. a CT geometry's
+    ``pixel_size``), or None."""
+    for a in source.acquisition.values():
+        if getattr(a, name, None) is not None:
+            return getattr(a, name)
+    return None
 
 
 class _RawSource:
-    def __init__(self, batch: dict[str, Any], geometry: Any, sampling: dict, n: int) -> None:
-        self.batch, self.geometry, self.sampling, self.n = batch, geometry, sampling, n
+    def __init__(self, batch: dict[str, Any], acquisition: dict[str, Any], n: int) -> None:
+        self.batch, self.acquisition, self.n = batch, acquisition, n
         self.modalities: tuple[str, ...] = ()
 
     def __len__(self) -> int:
@@ -102,7 +119,7 @@ def _metric_row(name: str, lam: Any, ref: str, x: np.ndarray, y: np.ndarray) -> 
     return {
         "output": name,
         "lambda": lam,
-        "reference": f"GT {_NICE.get(ref, ref)}",
+        "reference": f"GT {ref.upper()}",
         "mae": float(metrics.mae(a, b).mean()),
         "ssim": float(metrics.ssim(a, b).mean()),
         "mi": float(metrics.nmi(a, b).mean()),
@@ -187,7 +204,8 @@ def run_reconstruct(
     n = int(model.config.image_size)
     lam_map = load_lambda_map(lambda_map, (n, n)) if lambda_map is not None else None
     source, mods = _open_source(list(inputs), model, mods_req, n_views, acceleration)
-    img_shape = tuple(source.geometry.image_shape) if source.geometry is not None else (n, n)
+    shape_attr = _acquisition_attr(source, "image_shape")
+    img_shape = tuple(shape_attr) if shape_attr is not None else (n, n)
     if img_shape != (n, n):
         raise UserError(f"data images are {img_shape}, the model was trained on {(n, n)}")
     sel = parse_slices(slices, len(source))
@@ -205,7 +223,7 @@ def run_reconstruct(
     for start in range(0, len(sel), batch_size):
         idx = sel[start : start + batch_size]
         batch = default_collate([source[i] for i in idx])
-        rec = Reconstructor(model, batch, source.geometry, source.sampling, mods, dev)
+        rec = Reconstructor(model, batch, source.acquisition, mods, dev)
         for m, x in rec.inputs().items():
             put(f"input_{m}", x)
         for m in gt_mods:
@@ -255,7 +273,7 @@ def run_reconstruct(
             write_metrics_tables(
                 out,
                 rows,
-                title=f"MSL reconstruction ({', '.join(_NICE.get(m, m) for m in mods)} input)",
+                title=f"MSL reconstruction ({', '.join(m.upper() for m in mods)} input)",
                 extra={"optimize_lambda": obj} if obj else None,
             )
         )
@@ -288,7 +306,7 @@ def _metrics(
     for m in mods:
         if m in gts:
             x = np.clip(arrays[f"input_{m}"], 0, 1)
-            add(f"input {_INPUT_NAME.get(m, m)}", "-", x, refs=[m])
+            add(f"input {_input_name(m)}", "-", x, refs=[m])
     if len(model.modalities) <= 2:
         for lam in lams:
             add("MSL", lam, arrays[f"msl_{lambda_label(lam)}"])
@@ -297,7 +315,7 @@ def _metrics(
             if k.startswith("msl_lam"):
                 add("MSL", k[7:].replace("-", ":"), arrays[k])
             elif k[4:] in model.modalities and k.startswith("msl_"):
-                add(f"MSL-{_NICE.get(k[4:], k[4:])}", "vertex", arrays[k])
+                add(f"MSL-{k[4:].upper()}", "vertex", arrays[k])
     if "msl_map" in arrays:
         add("MSL", "map", arrays["msl_map"])
     if "msl_optimized" in arrays:
@@ -322,7 +340,7 @@ def _write_outputs(
     from ..figures import save_strip
 
     files: dict[str, Any] = {}
-    pixel = float(getattr(source.geometry, "pixel_size", 1.0)) if source.geometry else 1.0
+    pixel = float(_acquisition_attr(source, "pixel_size") or 1.0)
     affine = np.diag([pixel, pixel, 1.0, 1.0])
     with atomic_path(out / "recon.h5") as tmp, h5py.File(tmp, "w") as f:
         for k, v in arrays.items():
@@ -358,16 +376,14 @@ def _write_outputs(
 def _strip_rows(
     arrays: dict[str, np.ndarray], j: int, model: Any, mods: Sequence[str]
 ) -> tuple[list[list[tuple[str, np.ndarray | None]]], list[int]]:
-    row_in = [(_INPUT_NAME.get(m, m), np.clip(arrays[f"input_{m}"][j], 0, 1)) for m in mods]
-    row_in += [
-        (f"GT {_NICE.get(k[3:], k[3:])}", arrays[k][j]) for k in arrays if k.startswith("gt_")
-    ]
+    row_in = [(_input_name(m), np.clip(arrays[f"input_{m}"][j], 0, 1)) for m in mods]
+    row_in += [(f"GT {k[3:].upper()}", arrays[k][j]) for k in arrays if k.startswith("gt_")]
     if "lambda_map" in arrays:
         row_in.append(("λ map", arrays["lambda_map"][j]))
     if "lambda_optimized" in arrays:
         row_in.append(("optimised λ", arrays["lambda_optimized"][j]))
     row_msl = [(f"MSL λ={k[7:]}", arrays[k][j]) for k in arrays if k.startswith("msl_lam")] + [
-        (f"MSL-{k[4:].upper()}", arrays[k][j]) for k in arrays if k[4:] in _NICE
+        (f"MSL-{k[4:].upper()}", arrays[k][j]) for k in arrays if _is_modality(k[4:])
     ]
     if "msl_map" in arrays:
         row_msl.append(("MSL λ map", arrays["msl_map"][j]))
@@ -380,13 +396,11 @@ def _strip_rows(
         for lam, ref in (("0.00", a), ("1.00", b)):
             key, gkey = f"msl_lam{lam}", f"gt_{ref}"
             if key in arrays and gkey in arrays:
-                diff.append(
-                    (f"λ={lam} − GT {_NICE.get(ref, ref)}", arrays[key][j] - arrays[gkey][j])
-                )
+                diff.append((f"λ={lam} − GT {ref.upper()}", arrays[key][j] - arrays[gkey][j]))
     for m in mods:
         if f"gt_{m}" in arrays:
             d = np.clip(arrays[f"input_{m}"][j], 0, 1) - arrays[f"gt_{m}"][j]
-            diff.append((f"{_INPUT_NAME.get(m, m)} − GT", d))
+            diff.append((f"{_input_name(m)} − GT", d))
     if diff:
         rows.append(diff)
     return rows, [2] if diff else []

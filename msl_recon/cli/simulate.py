@@ -13,21 +13,38 @@ import typer
 
 from ..errors import UserError
 
-MODALITY_ALIASES = {"mr": "t1", "ct": "ct", "t1": "t1", "t2": "t2"}
-
 
 def _parse_modalities(text: str) -> tuple[str, ...]:
-    out = []
-    for part in text.split(","):
-        p = part.strip().lower()
-        if not p:
-            continue
-        if p not in MODALITY_ALIASES:
-            raise UserError(f"unknown modality {p!r}; choose from ct, t1, t2 (mr = t1)")
-        out.append(MODALITY_ALIASES[p])
-    if not out:
+    from .. import modalities
+
+    if not text.strip(" ,"):
         raise UserError("--modalities is empty")
-    return tuple(dict.fromkeys(out))
+    return modalities.in_order(modalities.parse(text))
+
+
+def _parse_options(items: list[str] | None) -> dict[str, dict[str, object]]:
+    """``--acq pet.counts=3e6`` → ``{"pet": {"counts": 3e6}}`` (numbers, true/false, text)."""
+    from .. import modalities
+
+    out: dict[str, dict[str, object]] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        m, dot, name = key.partition(".")
+        if not sep or not dot or not name:
+            raise UserError(f"--acq needs MODALITY.KEY=VALUE (e.g. pet.counts=3e6), got {item!r}")
+        value: object = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            try:
+                value = int(raw)
+            except ValueError:
+                try:
+                    value = float(raw)
+                except ValueError:
+                    value = raw
+        out.setdefault(modalities.get(m).name, {})[name.strip()] = value
+    return out
 
 
 def _parse_fractions(text: str) -> tuple[float, float, float]:
@@ -81,7 +98,10 @@ def simulate_cmd(
     subjects: int = typer.Option(6, help="Phantom subjects (ignored with --input)."),
     slices: int = typer.Option(8, help="Axial slices per subject (0 = all usable slices)."),
     split: str = typer.Option("0.7,0.15,0.15", help="Train,val,test fractions of subjects."),
-    modalities: str = typer.Option("ct,t1,t2", help="Modalities: ct, t1, t2 (mr = t1)."),
+    modalities: str = typer.Option(
+        "ct,t1,t2",
+        help="Modalities, comma-separated: ct, t1, t2, pet (mr = t1); see docs/architecture.md.",
+    ),
     preset: str = typer.Option("msl-paper", help="CT geometry preset (msl-recon presets)."),
     geometry: Path | None = typer.Option(
         None, "--geometry", help="CT geometry JSON (CTGeometry.to_dict()); overrides --preset."
@@ -107,6 +127,12 @@ def simulate_cmd(
         None, help="MRI SNR in dB (complex Gaussian k-space noise); default noise-free."
     ),
     coils: int = typer.Option(1, help="MRI receive coils (>1: SENSE with birdcage maps)."),
+    acq: list[str] | None = typer.Option(
+        None,
+        "--acq",
+        help="Acquisition setting of a plug-in, MODALITY.KEY=VALUE, repeatable "
+        "(e.g. --acq pet.counts=3e6).",
+    ),
     seed: int = typer.Option(0, help="Seed of subjects, splits and noise."),
     input: Path | None = typer.Option(
         None, "--input", help="Real data: folder (rire/synthrad), CSV file or image (single)."
@@ -131,6 +157,7 @@ def simulate_cmd(
     """
     import geometries as geo
 
+    from .. import modalities as modalities_registry
     from ..data.pipeline import SimulationRun, default_output_dir, parse_shard, run_simulation
     from ..data.simulate import CTNoise, MRNoise, SimulationSpec
 
@@ -167,7 +194,7 @@ def simulate_cmd(
         else:
             raise UserError(f"--trajectory must be cartesian or radial, got {trajectory!r}")
         for m in mods:
-            if m != "ct":
+            if modalities_registry.get(m).family == "mri":
                 sampling[m] = base
         spec = SimulationSpec(
             geometry=g,
@@ -176,6 +203,7 @@ def simulate_cmd(
             ct_noise=CTNoise(ct_i0, ct_sigma_e),
             mr_noise=MRNoise(mr_snr),
             n_coils=coils,
+            options=_parse_options(acq),
         )
     except ValueError as exc:
         raise UserError(str(exc)) from None
@@ -286,8 +314,7 @@ def write_preview(file: Path, out: Path, *, index: int = 0, overwrite: bool = Tr
     import numpy as np
     import torch
 
-    import operators as ops
-
+    from .. import modalities
     from .._io import atomic_path, check_output_path
     from ..data.dataset import MSLDataset
 
@@ -298,45 +325,9 @@ def write_preview(file: Path, out: Path, *, index: int = 0, overwrite: bool = Tr
     if not -len(ds) <= index < len(ds):
         raise UserError(f"--index {index} out of range: {file} has {len(ds)} slices")
     item = ds[index]
-    mr = next((m for m in ds.modalities if m != "ct"), None)
     panels: list[tuple[str, np.ndarray, str]] = []
-    if "ct" in item:
-        panels.append(("GT CT", item["ct"][0].numpy(), "gray"))
-    if mr is not None:
-        panels.append((f"GT {mr.upper()}", item[mr][0].numpy(), "gray"))
-    if "ct_sino" in item and ds.geometry is not None:
-        fbp = ops.FBP(ds.geometry)(item["ct_sino"][None].double())[0].numpy()
-        panels.append((f"FBP ({ds.geometry.n_views} views)", fbp, "gray"))
-    if mr is not None and f"{mr}_kspace" in item:
-        k = item[f"{mr}_kspace"]
-        samp = ds.sampling[mr]
-        op = (
-            ops.CartesianFourier(item[f"{mr}_mask"])
-            if f"{mr}_mask" in item
-            else ops.NUFFT(samp, image_shape=item[mr].shape[-2:])
-        )
-        maps = ds.coil_maps(mr)
-        if maps is not None:
-            op = ops.SENSE(maps, op)
-        zf = op.pseudo_inverse()(k[None])[0].abs().numpy()
-        panels.append((f"zero-filled {mr.upper()}", zf, "gray"))
-    if "ct_sino" in item:
-        panels.append(("sinogram", item["ct_sino"].numpy(), "magma"))
-    if mr is not None and f"{mr}_kspace" in item:
-        k = item[f"{mr}_kspace"]
-        if k.ndim == 3:  # coils: root-sum-of-squares
-            k = k.abs().pow(2).sum(0).sqrt()
-        if f"{mr}_mask" in item:
-            panels.append(("log |k|", np.log1p(k.abs().numpy() * 100), "viridis"))
-            panels.append(("mask", item[f"{mr}_mask"].numpy().astype(float), "gray"))
-        else:
-            panels.append(
-                (
-                    "log |k| per spoke",
-                    np.log1p(k.abs().reshape(ds.sampling[mr].n_spokes, -1).numpy() * 100),
-                    "viridis",
-                )
-            )
+    for m in ds.modalities:
+        panels += modalities.get(m).preview_panels(item, ds.acquisition.get(m))
     cols = 4
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.3 * rows), squeeze=False)

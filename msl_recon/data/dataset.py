@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import InputError
+
 __all__ = ["MSLDataset", "reduce_columns"]
 
 
@@ -96,72 +98,35 @@ class MSLDataset(torch.utils.data.Dataset):
     ) -> None:
         import h5py
 
-        import geometries as geo
-
         from .hdf5 import read_attrs
 
         self.path = Path(path)
         attrs = read_attrs(self.path)
         self.attrs = attrs
+        from .. import modalities as registry
+
         with h5py.File(self.path, "r") as f:
-            stored = [m for m in ("ct", "t1", "t2") if f"images/{m}" in f]
+            stored = [m for m in registry.names() if f"images/{m}" in f]
             self._len = int(f[f"images/{stored[0]}"].shape[0]) if stored else 0
-            self._has_sino = "ct/sinogram" in f
-        if modalities is None:
-            mods = stored
-        else:
-            mods = [modalities] if isinstance(modalities, str) else list(modalities)
-            missing = [m for m in mods if m not in stored]
-            if missing:
-                raise ValueError(f"{self.path} has no modality {missing}; stored: {stored}")
-        self.modalities: tuple[str, ...] = tuple(mods)
-        self.seed = int(seed)
-
-        g = attrs.get("geometry")
-        self._full_geometry = geo.geometry_from_dict(g) if g else None
-        self._view_idx: np.ndarray | None = None
-        self.geometry = self._full_geometry
-        if n_views is not None:
-            if self._full_geometry is None:
-                raise ValueError("n_views given but the file has no CT geometry")
-            v = int(self._full_geometry.n_views)
-            if n_views < 1 or v % n_views:
-                raise ValueError(
-                    f"n_views={n_views} is not a subset of the {v} stored views "
-                    f"(it must divide {v})"
-                )
-            self._view_idx = np.arange(0, v, v // n_views)
-            self.geometry = self._full_geometry.subset(self._view_idx)
-
-        self.sampling: dict[str, Any] = {}
-        self._base_sampling: dict[str, Any] = {}
-        self.acceleration = acceleration
-        self._spoke_keep: dict[str, int] = {}
-        for m, d in (attrs.get("sampling") or {}).items():
-            s = geo.sampling_from_dict(d)
-            self._base_sampling[m] = s
-            if acceleration is None:
-                self.sampling[m] = s
-            elif isinstance(s, geo.CartesianMask):
-                if acceleration < s.acceleration - 1e-9:
-                    raise ValueError(
-                        f"acceleration={acceleration} is below the stored {s.acceleration} for "
-                        f"{m}: only sparser data can be re-derived"
-                    )
-                self.sampling[m] = s.with_acceleration(acceleration)
+            if modalities is None:
+                mods = stored
             else:
-                n_new = round(s.n_spokes / acceleration)
-                if n_new < 1:
-                    raise ValueError(f"acceleration={acceleration} leaves no spokes for {m}")
-                if s.ordering == "uniform" and s.n_spokes % n_new:
-                    raise ValueError(
-                        f"acceleration={acceleration}: {n_new} spokes is not a subset of the "
-                        f"{s.n_spokes} stored uniform spokes (must divide)"
-                    )
-                self._spoke_keep[m] = n_new
-                # golden: the first n_new spokes; uniform: every (n/n_new)-th spoke — both are
-                # again the trajectory with n_new spokes
-                self.sampling[m] = s.with_spokes(n_new)
+                mods = [modalities] if isinstance(modalities, str) else list(modalities)
+                mods = [registry.get(m).name for m in mods]
+                missing = [m for m in mods if m not in stored]
+                if missing:
+                    raise InputError(f"{self.path} has no modality {missing}; stored: {stored}")
+            self.modalities: tuple[str, ...] = tuple(mods)
+            self.seed = int(seed)
+            self.acceleration = acceleration
+            self._readers = {
+                m: registry.get(m).open(
+                    attrs, f, n_views=n_views, acceleration=acceleration, seed=self.seed
+                )
+                for m in self.modalities
+            }
+        #: Acquisition of each modality after any re-derivation (what its operator takes).
+        self.acquisition: dict[str, Any] = {m: r.acquisition for m, r in self._readers.items()}
         self._file: Any = None
         self._pid: int | None = None
 
@@ -198,7 +163,6 @@ class MSLDataset(torch.utils.data.Dataset):
         return [s.decode() if isinstance(s, bytes) else str(s) for s in raw]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        import geometries as geo
 
         if not -self._len <= i < self._len:
             raise IndexError(f"index {i} out of range for {self._len} slices")
@@ -207,37 +171,21 @@ class MSLDataset(torch.utils.data.Dataset):
         item: dict[str, Any] = {"index": i}
         for m in self.modalities:
             item[m] = torch.from_numpy(np.asarray(f[f"images/{m}"][i], np.float32)[None])
-        if "ct" in self.modalities and self._has_sino:
-            sino = np.asarray(f["ct/sinogram"][i], np.float32)
-            if self._view_idx is not None:
-                sino = np.ascontiguousarray(sino[self._view_idx])
-            item["ct_sino"] = torch.from_numpy(sino)
         for m in self.modalities:
-            if m == "ct" or f"mr/{m}/kspace" not in f:
-                continue
-            k = np.asarray(f[f"mr/{m}/kspace"][i], np.complex64)
-            base = self._base_sampling.get(m)
-            if isinstance(base, geo.CartesianMask):
-                mask = np.asarray(f[f"mr/{m}/mask"][i], bool)
-                if self.acceleration is not None:
-                    n_keep = max(round(mask.shape[1] / self.acceleration), 1)
-                    # keyed by the stored mask seed: slices that share a mask (the authors'
-                    # fixed seed) share the re-derived mask too
-                    key = int(f[f"mr/{m}/mask_seed"][i]) if f"mr/{m}/mask_seed" in f else i
-                    rng = np.random.default_rng([self.seed, key, 0x6D61736B])
-                    mask = reduce_columns(mask, base.center_slice, n_keep, rng)
-                    k = k * mask
-                item[f"{m}_mask"] = torch.from_numpy(np.ascontiguousarray(mask))
-            elif m in self._spoke_keep:
-                n_new = self._spoke_keep[m]
-                spokes = k.reshape(*k.shape[:-1], base.n_spokes, base.n_samples)
-                if base.ordering == "uniform":
-                    spokes = spokes[..., :: base.n_spokes // n_new, :]
-                else:
-                    spokes = spokes[..., :n_new, :]
-                k = spokes.reshape(*k.shape[:-1], -1)
-            item[f"{m}_kspace"] = torch.from_numpy(np.ascontiguousarray(k, np.complex64))
+            item.update(self._readers[m].read(f, i))
         return item
+
+    @property
+    def geometry(self) -> Any:
+        """The CT geometry after any view reduction (``acquisition["ct"]``), or None."""
+        return self.acquisition.get("ct")
+
+    @property
+    def sampling(self) -> dict[str, Any]:
+        """MRI sampling of each modality that has one (the ``sampling`` file attribute)."""
+        from .. import modalities as registry
+
+        return {m: a for m, a in self.acquisition.items() if registry.get(m).family == "mri"}
 
     def coil_maps(self, m: str) -> torch.Tensor | None:
         """Stored coil sensitivities ``(C, H, W)`` of a modality, or None (single coil)."""
@@ -250,6 +198,6 @@ class MSLDataset(torch.utils.data.Dataset):
         v = None if self.geometry is None else self.geometry.n_views
         return (
             f"{self.path.name}: {self._len} slices, modalities {','.join(self.modalities)}, "
-            f"{v} views, sampling "
-            f"{json.dumps({m: type(s).__name__ for m, s in self.sampling.items()})}"
+            f"{v} views, acquisition "
+            f"{json.dumps({m: type(s).__name__ for m, s in self.acquisition.items()})}"
         )

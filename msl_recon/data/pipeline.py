@@ -33,12 +33,6 @@ __all__ = [
     "write_arrays",
 ]
 
-INTENSITY = {
-    "ct": "intensity.hu_to_unit: mu[1/cm] = HU/1000*0.192 + 0.192, clipped to [0, 0.6], /0.6",
-    "mr": "intensity.normalize_mr: robust min-max per volume, percentiles 0.5 and 99.5",
-    "mu_per_unit_per_mm": 0.06,
-}
-
 
 def subject_seed(seed: int, index: int, purpose: int = 0) -> int:
     """Deterministic 32-bit seed for subject ``index`` of a run (``purpose`` separates streams)."""
@@ -110,7 +104,7 @@ class SubjectTask:
 def load_task(task: SubjectTask) -> tuple[dict[str, np.ndarray], np.ndarray, str]:
     """Images ``{m: (Z, N, N)}``, axial indices ``(Z,)`` and a provenance string for a subject."""
     if task.kind == "phantom":
-        from .intensity import hu_to_unit
+        from .. import modalities
         from .phantom import make_subject
 
         pseed = subject_seed(task.seed, task.index, 1)
@@ -118,12 +112,11 @@ def load_task(task: SubjectTask) -> tuple[dict[str, np.ndarray], np.ndarray, str
         if task.phantom_config is not None:
             kw["config"] = task.phantom_config
         subj = make_subject(pseed, **kw)
-        imgs: dict[str, np.ndarray] = {}
-        for m in task.modalities:
-            if m == "ct":
-                imgs[m] = np.asarray(hu_to_unit(subj.ct_hu), dtype=np.float32)
-            else:
-                imgs[m] = np.asarray(subj.mr[m], dtype=np.float32)
+        rng = np.random.default_rng(subject_seed(task.seed, task.index, 4))
+        imgs = {
+            m: np.asarray(modalities.get(m).from_phantom(subj, rng), dtype=np.float32)
+            for m in task.modalities
+        }
         z = next(iter(imgs.values())).shape[0]
         return imgs, np.arange(z, dtype=np.int64), f"phantom:seed={pseed}"
     if task.kind == "paired":
@@ -248,43 +241,36 @@ def _tasks(run: SimulationRun) -> list[SubjectTask]:
 
 
 def _validate(run: SimulationRun) -> None:
-    g = run.spec.geometry
-    if g.image_size != run.size:
-        raise InputError(
-            f"mismatched geometry: the CT geometry is for {g.image_size}² images but --size is "
-            f"{run.size}"
-        )
-    bad = [m for m in run.modalities if m not in ("ct", "t1", "t2")]
-    if bad or not run.modalities:
-        raise InputError(f"unknown modality {bad}; choose from ct, t1, t2")
+    from .. import modalities
+
+    if not run.modalities:
+        raise InputError("no modality given")
     for m in run.modalities:
-        if m != "ct" and m not in run.spec.sampling:
-            raise InputError(f"no MR sampling for {m}")
-        s = run.spec.sampling.get(m)
-        if s is not None and hasattr(s, "shape") and tuple(s.shape) != (run.size, run.size):
-            raise InputError(
-                f"mismatched geometry: {m} mask shape {s.shape} ≠ ({run.size}, {run.size})"
-            )
+        modalities.get(m).validate(run.spec, run.size)
     if run.n_slices is not None and run.n_slices < 1:
         raise InputError(f"--slices must be ≥ 1, got {run.n_slices}")
 
 
 def _attrs(run: SimulationRun, split: str, provenance: dict[str, Any]) -> dict[str, Any]:
-    from .. import __version__
+    from .. import __version__, modalities
 
     attrs: dict[str, Any] = {
-        "geometry": run.spec.geometry.to_dict(),
-        "sampling": {m: s.to_dict() for m, s in run.spec.sampling.items() if m in run.modalities},
+        "geometry": None,
+        "sampling": {},
         "noise": run.spec.noise_dict(),
-        "intensity": INTENSITY,
+        "intensity": {},
         "seed": run.seed,
         "split": split,
         "schema_version": SCHEMA_VERSION,
         "msl_recon_version": __version__,
         "provenance": provenance,
     }
-    if "ct" not in run.modalities:
-        attrs["geometry"] = None
+    for m in run.modalities:
+        for key, value in modalities.get(m).file_attrs(run.spec).items():
+            if isinstance(value, dict) and isinstance(attrs.get(key), dict):
+                attrs[key] = {**attrs[key], **value}
+            else:
+                attrs[key] = value
     if run.shard is not None:
         attrs["shard"] = f"{run.shard[0]}/{run.shard[1]}"
     return attrs
@@ -377,10 +363,8 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
                 batch["meta/slice_index"] = idx[sl].astype(np.int64)
                 batch["meta/source"] = np.array([source] * nb, dtype=object)
                 if w.n == 0:
-                    for m in run.modalities:
-                        maps = sim.coil_maps((run.size, run.size)) if m != "ct" else None
-                        if maps is not None:
-                            w.write_static(f"mr/{m}/coil_maps", maps.cpu().numpy())
+                    for name, arr in sim.static().items():
+                        w.write_static(name, arr)
                 w.append(batch)
             bar.update(1)
             bar.set_postfix(slices=sum(x.n for x in writers.values()))
@@ -477,9 +461,7 @@ def write_arrays(
                 batch["meta/slice_index"] = np.asarray(z, dtype=np.int64)
                 batch["meta/source"] = np.array(["array"] * r.size, dtype=object)
                 if w.n == 0:
-                    for m in mods:
-                        maps = sim.coil_maps((size, size)) if m != "ct" else None
-                        if maps is not None:
-                            w.write_static(f"mr/{m}/coil_maps", maps.cpu().numpy())
+                    for name, arr in sim.static().items():
+                        w.write_static(name, arr)
                 w.append(batch)
     return target

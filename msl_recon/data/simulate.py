@@ -96,6 +96,9 @@ class SimulationSpec:
     ct_noise, mr_noise : CTNoise, MRNoise
     n_coils : int
         1 for single-coil; more uses ``operators.SENSE`` with ``birdcage_maps``.
+    options : mapping
+        Settings of other plug-ins, by modality name (e.g. ``{"pet": {"counts": 3e6}}``); each
+        plug-in reads its own entry (:mod:`msl_recon.modalities`).
     """
 
     geometry: Any
@@ -104,6 +107,7 @@ class SimulationSpec:
     ct_noise: CTNoise = field(default_factory=CTNoise)
     mr_noise: MRNoise = field(default_factory=MRNoise)
     n_coils: int = 1
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mask_seed_mode not in ("fixed", "per-slice"):
@@ -123,6 +127,7 @@ class SimulationSpec:
             },
             "mr": {**asdict(self.mr_noise), "model": "complex gaussian on sampled k-space"},
             "n_coils": self.n_coils,
+            "options": {k: dict(v) for k, v in self.options.items()},
         }
 
 
@@ -190,17 +195,19 @@ def add_complex_noise(
 
 
 class Simulator:
-    """Batched simulation of sensor data for slices of one subject.
+    """Batched simulation of the sensor data of every modality, for slices of one subject.
 
-    Operators are built once (``RayTransform`` with its cached system matrix, ``NUFFT``, coil
-    maps) and applied to whole batches of slices.
+    Each modality's plug-in (:mod:`msl_recon.modalities`) builds its own acquisition simulator
+    once (operators, cached system matrices, coil maps) and applies it to whole batches of
+    slices; this class only dispatches to them in the registry's order.
 
     Parameters
     ----------
     spec : SimulationSpec
     device : str or torch.device
     ct_backend : str
-        ``RayTransform`` backend (``'astra'`` system matrix, or ``'astra-direct'``).
+        ``RayTransform`` backend of ray-transform modalities (``'astra'`` system matrix, or
+        ``'astra-direct'``).
     """
 
     def __init__(
@@ -209,67 +216,29 @@ class Simulator:
         self.spec = spec
         self.device = torch.device(device)
         self.ct_backend = ct_backend
-        self._ray: Any = None
-        self._nufft: dict[str, Any] = {}
-        self._coil_maps: torch.Tensor | None = None
+        self._sims: dict[str, Any] = {}
 
-    # ------------------------------------------------------------------ operators
-    @property
-    def ray(self) -> Any:
-        """The CT ``RayTransform`` (built lazily)."""
-        if self._ray is None:
-            from operators import RayTransform
+    def modality_simulator(self, m: str) -> Any:
+        """The plug-in simulator of modality ``m`` (built on first use)."""
+        from .. import modalities
 
-            self._ray = RayTransform(self.spec.geometry, backend=self.ct_backend)
-        return self._ray
+        if m not in self._sims:
+            spec = modalities.get(m)
+            self._sims[m] = spec.simulator(self.spec, self.device, ct_backend=self.ct_backend)
+        return self._sims[m]
 
-    def coil_maps(self, shape: tuple[int, int]) -> torch.Tensor | None:
-        """Birdcage coil sensitivities ``(C, H, W)`` complex64, or None for one coil."""
-        if self.spec.n_coils == 1:
-            return None
-        if self._coil_maps is None:
-            from operators import birdcage_maps
-
-            maps = birdcage_maps(shape, self.spec.n_coils)
-            self._coil_maps = torch.as_tensor(np.asarray(maps)).to(self.device, torch.complex64)
-        return self._coil_maps
-
-    def _mr_operator(self, m: str, mask: torch.Tensor | None, shape: tuple[int, int]) -> Any:
-        from geometries import RadialTrajectory
-
-        samp = self.spec.sampling[m]
-        if isinstance(samp, RadialTrajectory):
-            if m not in self._nufft:
-                from operators import NUFFT
-
-                self._nufft[m] = NUFFT(samp, image_shape=shape)
-            inner = self._nufft[m]
-        else:
-            from operators import CartesianFourier
-
-            inner = CartesianFourier(mask)
-        maps = self.coil_maps(shape)
-        if maps is not None:
-            from operators import SENSE
-
-            return SENSE(maps, inner)
-        return inner
-
-    # ------------------------------------------------------------------ masks
     def masks(
         self, m: str, subject_index: int, slice_indices: Sequence[int]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Cartesian masks ``(B, H, W)`` bool and their seeds ``(B,)`` for a modality."""
-        base = self.spec.sampling[m]
-        if self.spec.mask_seed_mode == "fixed":
-            seeds = np.full(len(slice_indices), base.seed, dtype=np.int64)
-            mask = base.mask
-            return np.broadcast_to(mask, (len(seeds), *mask.shape)).copy(), seeds
-        seeds = np.array(
-            [slice_mask_seed(base.seed, subject_index, z) for z in slice_indices], dtype=np.int64
-        )
-        masks = np.stack([type(base)(**{**_fields(base), "seed": int(s)}).mask for s in seeds])
-        return masks, seeds
+        """Cartesian masks ``(B, H, W)`` bool and their seeds ``(B,)`` for an MRI modality."""
+        return self.modality_simulator(m)._masks(subject_index, slice_indices)
+
+    def static(self) -> dict[str, np.ndarray]:
+        """Arrays to write once per file (coil maps …) of the modalities simulated so far."""
+        out: dict[str, np.ndarray] = {}
+        for sim in self._sims.values():
+            out.update(sim.static())
+        return out
 
     # ------------------------------------------------------------------ simulate
     @torch.no_grad()
@@ -297,48 +266,25 @@ class Simulator:
         Returns
         -------
         dict
-            HDF5 dataset name → array: ``images/<m>``, ``ct/sinogram``, ``mr/<m>/kspace``,
-            ``mr/<m>/mask``, ``mr/<m>/mask_seed``.
+            HDF5 dataset name → array: ``images/<m>`` and each modality's raw data (e.g.
+            ``ct/sinogram``, ``mr/<m>/kspace``, ``mr/<m>/mask``, ``mr/<m>/mask_seed``).
         """
-        from geometries import CartesianMask
+        from .. import modalities
 
         out: dict[str, np.ndarray] = {}
+        tensors: dict[str, torch.Tensor] = {}
         for m, img in images.items():
             img = np.ascontiguousarray(img, dtype=np.float32)
             out[f"images/{m}"] = img
-            x = torch.from_numpy(img).to(self.device)
-            if m == "ct":
-                sino = self.ray(x)
-                sino = add_poisson_noise(sino, self.spec.ct_noise, generator)
-                out["ct/sinogram"] = sino.float().cpu().numpy()
-                continue
-            samp = self.spec.sampling.get(m)
-            if samp is None:
-                raise ValueError(f"no MR sampling given for modality {m!r}")
-            shape = (img.shape[-2], img.shape[-1])
-            support = None
-            if isinstance(samp, CartesianMask):
-                if tuple(samp.shape) != shape:
-                    raise ValueError(f"mask shape {samp.shape} does not match images {shape}")
-                masks, seeds = self.masks(m, subject_index, slice_indices)
-                mask_t = torch.from_numpy(masks).to(self.device)
-                op = self._mr_operator(
-                    m, mask_t if self.spec.mask_seed_mode != "fixed" else mask_t[0], shape
+            tensors[m] = torch.from_numpy(img).to(self.device)
+        for m in modalities.in_order(list(images)):
+            out.update(
+                self.modality_simulator(m).simulate(
+                    tensors[m],
+                    subject_index=subject_index,
+                    slice_indices=slice_indices,
+                    generator=generator,
+                    context=tensors,
                 )
-                support = mask_t if self.spec.n_coils == 1 else mask_t[:, None]
-                out[f"mr/{m}/mask"] = masks
-                out[f"mr/{m}/mask_seed"] = seeds
-            else:
-                op = self._mr_operator(m, None, shape)
-            k = op(x.to(torch.complex64))
-            k = add_complex_noise(k, x, self.spec.mr_noise.snr_db, generator, support)
-            out[f"mr/{m}/kspace"] = k.to(torch.complex64).cpu().numpy()
+            )
         return out
-
-
-def _fields(obj: Any) -> dict[str, Any]:
-    d = obj.to_dict()
-    d.pop("type", None)
-    if "shape" in d:
-        d["shape"] = tuple(d["shape"])
-    return d

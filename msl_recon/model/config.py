@@ -26,23 +26,10 @@ from typing import Any
 
 import tomllib
 
-__all__ = ["MODALITY_KINDS", "MSLConfig", "load_config", "modality_kind", "named_configs"]
-
-#: Modality name -> encoder kind (the PI-encoder registry is keyed by kind).
-MODALITY_KINDS: dict[str, str] = {"ct": "ct", "t1": "mri", "t2": "mri", "mr": "mri"}
+__all__ = ["MSLConfig", "load_config", "named_configs"]
 
 _OUTPUTS = ("sigmoid", "clamp", "none")
 _AUX = ("all", "random", "none")
-
-
-def modality_kind(m: str) -> str:
-    """Encoder kind (``"ct"`` or ``"mri"``) of a modality name (``"ct"``, ``"t1"``, ``"t2"``)."""
-    try:
-        return MODALITY_KINDS[m]
-    except KeyError:
-        raise ValueError(
-            f"unknown modality {m!r}; allowed: {sorted(k for k in MODALITY_KINDS if k != 'mr')}"
-        ) from None
 
 
 @dataclass
@@ -147,10 +134,14 @@ class MSLConfig:
             raise ValueError("modalities must name at least one modality")
         if len(set(self.modalities)) != len(self.modalities):
             raise ValueError(f"modalities must be distinct, got {self.modalities}")
+        from .. import modalities as registry
+
         for m in self.modalities:
-            modality_kind(m)
-            if m == "mr":
-                raise ValueError("use 't1' (or 't2') in configs; 'mr' is only a CLI alias")
+            canonical = registry.get(m).name
+            if canonical != m:
+                raise ValueError(
+                    f"use the canonical modality name {canonical!r} in configs; {m!r} is an alias"
+                )
         for name in ("enc_channels", "up_channels", "dec_channels", "refine_channels", "betas"):
             setattr(self, name, tuple(getattr(self, name)))
         if len(self.enc_channels) != 3 or len(self.dec_channels) != 2:

@@ -7,30 +7,21 @@ MRI), and maps the resulting image through c7s1-k, d2k, d4k and residual blocks 
 ReLU, reflect padding). Because the operator is built per batch, the same weights serve other view
 counts, accelerations and trajectories.
 
-Encoders are pluggable: :func:`register_encoder` adds a class for a modality *kind* (``"ct"``,
-``"mri"``); :func:`build_encoder` instantiates the one for a modality name.
+The back-transform belongs to the modality's plug-in (:meth:`msl_recon.modalities.Modality.
+back_transform`), so a new sensor needs no encoder code: :func:`build_encoder` builds a
+:class:`PIEncoder` around the registered modality.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from .config import MSLConfig, modality_kind
+from .config import MSLConfig
 
-__all__ = [
-    "CTEncoder",
-    "ConvBlock",
-    "MRIEncoder",
-    "PIEncoder",
-    "ResBlock",
-    "build_encoder",
-    "encoder_kinds",
-    "register_encoder",
-]
+__all__ = ["ConvBlock", "PIEncoder", "ResBlock", "build_encoder"]
 
 
 class ConvBlock(nn.Sequential):
@@ -73,18 +64,19 @@ class ResBlock(nn.Module):
 
 
 class PIEncoder(nn.Module):
-    """Base physics-informed encoder: :meth:`back_transform` then the CNN.
+    """Physics-informed encoder: the modality's analytical back-transform, then the CNN.
 
     Parameters
     ----------
     cfg : MSLConfig
         Uses ``enc_channels`` (c7s1-k0, d k1, d k2) and ``enc_res_blocks``.
+    modality : msl_recon.modalities.Modality
+        The sensor plug-in whose back-transform feeds the CNN.
     """
 
-    kind: str = ""
-
-    def __init__(self, cfg: MSLConfig) -> None:
+    def __init__(self, cfg: MSLConfig, modality: Any) -> None:
         super().__init__()
+        self.modality = modality
         c0, c1, c2 = cfg.enc_channels
         self.image_size = cfg.image_size
         layers: list[nn.Module] = [
@@ -96,8 +88,8 @@ class PIEncoder(nn.Module):
         self.cnn = nn.Sequential(*layers)
 
     def back_transform(self, y: torch.Tensor, op: Any) -> torch.Tensor:
-        """Analytical image ``(B, N, N)`` real from the measurement ``y``; kind-specific."""
-        raise NotImplementedError
+        """Analytical image ``(B, N, N)`` real from the measurement ``y`` (the plug-in's)."""
+        return self.modality.back_transform(y, op)
 
     def forward(self, y: torch.Tensor, op: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode a measurement.
@@ -127,48 +119,8 @@ class PIEncoder(nn.Module):
         return self.cnn(x0), x0
 
 
-_ENCODERS: dict[str, type[PIEncoder]] = {}
-
-
-def register_encoder(kind: str) -> Callable[[type[PIEncoder]], type[PIEncoder]]:
-    """Class decorator: register a :class:`PIEncoder` subclass for a modality kind."""
-
-    def deco(cls: type[PIEncoder]) -> type[PIEncoder]:
-        cls.kind = kind
-        _ENCODERS[kind] = cls
-        return cls
-
-    return deco
-
-
-def encoder_kinds() -> list[str]:
-    """Registered encoder kinds."""
-    return sorted(_ENCODERS)
-
-
 def build_encoder(modality: str, cfg: MSLConfig) -> PIEncoder:
-    """The registered encoder for ``modality`` (``"ct"`` → CT, ``"t1"``/``"t2"`` → MRI)."""
-    kind = modality_kind(modality)
-    if kind not in _ENCODERS:
-        raise ValueError(f"no encoder registered for kind {kind!r}; have {encoder_kinds()}")
-    return _ENCODERS[kind](cfg)
+    """The PI-encoder of a registered modality (name or alias)."""
+    from .. import modalities
 
-
-@register_encoder("ct")
-class CTEncoder(PIEncoder):
-    """CT encoder: FBP of the sinogram (eq. 1); μ-scaled image in about [0, 1]."""
-
-    def back_transform(self, y: torch.Tensor, op: Any) -> torch.Tensor:
-        """``(B, V, D)`` sinogram, line integrals in mm → ``(B, N, N)`` FBP image."""
-        x = op.pseudo_inverse()(y)
-        return x.real if x.is_complex() else x
-
-
-@register_encoder("mri")
-class MRIEncoder(PIEncoder):
-    """MRI encoder: magnitude of the zero-filled IFFT / DCF-adjoint NUFFT (eq. 2)."""
-
-    def back_transform(self, y: torch.Tensor, op: Any) -> torch.Tensor:
-        """``(B, H, W)`` or ``(B, P)`` complex k-space → ``(B, N, N)`` magnitude image."""
-        x = op.pseudo_inverse()(y)
-        return x.abs() if x.is_complex() else x
+    return PIEncoder(cfg, modalities.get(modality))

@@ -1,47 +1,28 @@
 """Per-batch physics: the operators that the PI-encoders back-transform with.
 
 :func:`build_operators` turns a collated :class:`msl_recon.data.dataset.MSLDataset` batch and the
-dataset's geometry/sampling into ``{modality: LinearOperator}``:
-
-- ``"ct"`` → :class:`operators.RayTransform` for the geometry, cached per geometry fingerprint.
-  Its ASTRA system matrix is built lazily on the first forward/adjoint call, so the encoder, which
-  only calls ``pseudo_inverse()`` (an :class:`operators.FBP`, cached internally), never pays for it.
-- ``"t1"``/``"t2"`` Cartesian → :class:`operators.CartesianFourier` with the batch's per-sample
-  masks ``batch["<m>_mask"]`` ``(B, H, W)`` (or the dataset's :class:`geometries.CartesianMask`).
-- radial → :class:`operators.NUFFT` for the trajectory, cached per trajectory fingerprint.
+dataset's acquisition (``dataset.acquisition``: one entry per modality — a CT geometry, a
+Cartesian mask or radial trajectory, a PET acquisition …) into ``{modality: LinearOperator}``.
+Each modality's plug-in (:mod:`msl_recon.modalities`) builds its own operator; operators with an
+expensive set-up (ASTRA system matrices, NUFFT plans) are cached by their plug-ins, and built
+lazily, so the encoder, which only calls ``pseudo_inverse()``, never pays for a system matrix.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 
-from .config import modality_kind
+from .. import modalities as registry
 
-__all__ = ["build_operators", "ct_operator", "measurement_key", "measurements_from_batch"]
-
-_CACHE_SIZE = 16
-_ct_cache: OrderedDict[str, Any] = OrderedDict()
-_nufft_cache: OrderedDict[tuple[str, tuple[int, int]], Any] = OrderedDict()
-
-
-def _lru_get(cache: OrderedDict, key: Any, make: Any) -> Any:
-    if key in cache:
-        cache.move_to_end(key)
-        return cache[key]
-    value = make()
-    cache[key] = value
-    while len(cache) > _CACHE_SIZE:
-        cache.popitem(last=False)
-    return value
+__all__ = ["build_operators", "measurement_key", "measurements_from_batch"]
 
 
 def measurement_key(modality: str) -> str:
-    """Batch key of a modality's raw data: ``"ct_sino"`` or ``"<m>_kspace"``."""
-    return "ct_sino" if modality_kind(modality) == "ct" else f"{modality}_kspace"
+    """Batch key of a modality's raw data (e.g. ``"ct_sino"``, ``"t1_kspace"``)."""
+    return registry.get(modality).raw_key
 
 
 def measurements_from_batch(
@@ -53,52 +34,15 @@ def measurements_from_batch(
     """The raw measurements of ``modalities`` that the batch holds (others are skipped)."""
     out = {}
     for m in modalities:
-        key = measurement_key(m)
-        if key in batch:
-            out[m] = torch.as_tensor(batch[key]).to(device)
+        spec = registry.get(m)
+        if spec.raw_key in batch:
+            out[m] = torch.as_tensor(spec.measurement(batch)).to(device)
     return out
-
-
-def ct_operator(geometry: Any) -> Any:
-    """Cached :class:`operators.RayTransform` for ``geometry`` (system matrix built lazily)."""
-    from operators import RayTransform
-
-    return _lru_get(_ct_cache, geometry.fingerprint(), lambda: RayTransform(geometry))
-
-
-def _mri_operator(
-    modality: str,
-    batch: Mapping[str, Any],
-    sampling: Mapping[str, Any] | None,
-    image_shape: tuple[int, int] | None,
-    device: torch.device | str | None,
-) -> Any:
-    from geometries import CartesianMask, RadialTrajectory
-    from operators import NUFFT, CartesianFourier
-
-    s = (sampling or {}).get(modality)
-    mask_key = f"{modality}_mask"
-    if mask_key in batch:
-        return CartesianFourier(
-            torch.as_tensor(batch[mask_key]).to(device=device, dtype=torch.bool)
-        )
-    if isinstance(s, CartesianMask):
-        return CartesianFourier(s)
-    if isinstance(s, RadialTrajectory):
-        if image_shape is None:
-            raise ValueError(f"build_operators: radial {modality} needs the image shape")
-        shape = (int(image_shape[0]), int(image_shape[1]))
-        return _lru_get(_nufft_cache, (s.fingerprint(), shape), lambda: NUFFT(s, image_shape=shape))
-    raise ValueError(
-        f"build_operators: no sampling for {modality!r}: the batch has no {mask_key!r} and "
-        f"sampling[{modality!r}] is {type(s).__name__}"
-    )
 
 
 def build_operators(
     batch: Mapping[str, Any],
-    geometry: Any,
-    sampling: Mapping[str, Any] | None,
+    acquisition: Mapping[str, Any],
     device: torch.device | str | None = None,
     *,
     modalities: Iterable[str] | None = None,
@@ -109,42 +53,37 @@ def build_operators(
     Parameters
     ----------
     batch : dict
-        Collated dataset batch (``"ct_sino"``, ``"<m>_kspace"``, ``"<m>_mask"``, ``"<m>"``).
-    geometry : geometries.CTGeometry or None
-        CT geometry of the batch (after any view reduction). Needed if the batch has CT data.
-    sampling : dict modality -> CartesianMask | RadialTrajectory, optional
-        MRI sampling; per-sample masks in the batch take precedence for Cartesian data.
+        Collated dataset batch (``"<m>"`` ground truth ``(B, 1, N, N)`` and each modality's raw
+        data and per-sample extras, e.g. ``"ct_sino"``, ``"t1_kspace"``, ``"t1_mask"``).
+    acquisition : mapping modality -> acquisition
+        What each modality's operator is built from (``MSLDataset.acquisition``); per-sample
+        data in the batch (Cartesian masks, coil maps) takes precedence where a plug-in has it.
     device : torch.device or str, optional
-        Device of the masks (operators follow their inputs' device otherwise).
+        Device of per-sample tensors (operators follow their inputs' device otherwise).
     modalities : iterable of str, optional
-        Restrict to these modalities (default: every modality found in the batch).
+        Restrict to these modalities (default: every registered modality found in the batch).
     image_shape : (int, int), optional
-        Image shape for radial MRI (default: the geometry's, else a ground-truth image's).
+        Image shape (default: that of a ground-truth image in the batch, else of a CT geometry).
 
     Returns
     -------
     dict modality -> LinearOperator
     """
-    if modalities is None:
-        names = ["ct", "t1", "t2"]
-        names += [k[: -len("_kspace")] for k in batch if str(k).endswith("_kspace")]
-        modalities = list(dict.fromkeys(names))
+    names = registry.names() if modalities is None else tuple(modalities)
     if image_shape is None:
-        if geometry is not None:
-            image_shape = tuple(geometry.image_shape)
+        for m in names:
+            if m in batch:
+                image_shape = tuple(torch.as_tensor(batch[m]).shape[-2:])
+                break
         else:
-            for m in ("ct", "t1", "t2"):
-                if m in batch:
-                    image_shape = tuple(torch.as_tensor(batch[m]).shape[-2:])
+            for a in acquisition.values():
+                if hasattr(a, "image_shape"):
+                    image_shape = tuple(a.image_shape)
                     break
     ops: dict[str, Any] = {}
-    for m in modalities:
-        if measurement_key(m) not in batch:
+    for m in names:
+        spec = registry.get(m)
+        if spec.raw_key not in batch:
             continue
-        if modality_kind(m) == "ct":
-            if geometry is None:
-                raise ValueError("build_operators: the batch has CT data but no geometry was given")
-            ops[m] = ct_operator(geometry)
-        else:
-            ops[m] = _mri_operator(m, batch, sampling, image_shape, device)
+        ops[m] = spec.operator(batch, acquisition.get(m), device, image_shape)
     return ops

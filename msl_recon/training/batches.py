@@ -12,8 +12,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InputError
-
 __all__ = ["collate", "lam_for_modality", "measurement", "move_batch", "randomize_batch"]
 
 
@@ -25,8 +23,10 @@ def collate(dataset: Any, indices: np.ndarray) -> dict[str, Any]:
 
 
 def measurement(batch: dict[str, Any], m: str) -> torch.Tensor:
-    """The raw data of modality ``m`` in a batch: ``ct_sino`` for CT, ``<m>_kspace`` for MRI."""
-    return batch["ct_sino"] if m == "ct" else batch[f"{m}_kspace"]
+    """The raw data of modality ``m`` in a batch (its plug-in's ``raw_key``)."""
+    from .. import modalities
+
+    return modalities.get(m).measurement(batch)
 
 
 def lam_for_modality(index: int, n_modalities: int, batch: int, device: torch.device) -> Any:
@@ -51,81 +51,51 @@ def move_batch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 def randomize_batch(
     batch: dict[str, Any],
-    geometry: Any,
-    sampling: dict[str, Any],
+    acquisition: dict[str, Any],
     modalities: Sequence[str],
     gen: np.random.Generator,
     *,
     views: Sequence[int] | None = None,
     accelerations: Sequence[float] | None = None,
     modality_dropout: float = 0.0,
-) -> tuple[dict[str, Any], Any, tuple[str, ...]]:
+) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]:
     """Training-time randomisation of the sensor data of one batch.
+
+    Each modality's plug-in randomises its own data (:meth:`msl_recon.modalities.Modality.
+    randomize`): CT keeps a random evenly spaced subset of the stored views, Cartesian MRI drops
+    sampled non-centre columns down to a random acceleration.
 
     Parameters
     ----------
     batch : dict
-        Collated batch (``ct_sino`` ``(B, V, D)``, ``<m>_kspace`` ``(B, H, W)``, ``<m>_mask``).
-    geometry : CTGeometry
-        The stored scan (``V`` views).
-    sampling : dict
-        Modality -> stored sampling (``CartesianMask`` or ``RadialTrajectory``).
+        Collated batch.
+    acquisition : dict
+        Modality -> stored acquisition (``MSLDataset.acquisition``).
     modalities : sequence of str
-        Modalities of the model.
+        Modalities of the model, in order (the plug-ins draw from ``gen`` in this order).
     gen : numpy Generator
         Source of randomness (seeded per iteration by the loop).
     views : sequence of int, optional
-        Candidate view counts (each ≤ V); one is drawn and an evenly spaced subset of the stored
-        views with a random offset is kept (``ct_sino`` and ``geometry`` are restricted).
+        Candidate CT view counts (each ≤ the stored count).
     accelerations : sequence of float, optional
-        Candidate accelerations (Cartesian only, each ≥ the stored one): per sample, stored
-        non-centre columns are dropped at random until ``W / R`` columns remain; the k-space is
-        zeroed on dropped columns.
+        Candidate MRI accelerations (Cartesian only, each ≥ the stored one).
     modality_dropout : float
         Probability that the batch keeps only one (random) modality (needs ≥ 2 modalities).
 
     Returns
     -------
-    batch, geometry, present
-        The modified batch (new dict), the CT geometry for it, the modalities present.
+    batch, acquisition, present
+        The modified batch and acquisition (new dicts), the modalities present.
     """
+    from .. import modalities as registry
+
     batch = dict(batch)
+    acquisition = dict(acquisition)
     present = tuple(modalities)
-    if "ct" in modalities and views:
-        v_stored = int(batch["ct_sino"].shape[-2])
-        n_v = int(gen.choice(np.asarray(views)))
-        if n_v > v_stored or n_v < 1:
-            raise InputError(f"random view count {n_v} outside 1..{v_stored} (stored views)")
-        if n_v < v_stored:
-            offset = int(gen.integers(0, max(v_stored // n_v, 1)))
-            idx = (np.floor(np.arange(n_v) * (v_stored / n_v)).astype(np.int64) + offset) % v_stored
-            idx = np.sort(idx)
-            batch["ct_sino"] = batch["ct_sino"][..., torch.as_tensor(idx), :].contiguous()
-            geometry = geometry.subset(idx)
-    if accelerations:
-        for m in modalities:
-            key = f"{m}_mask"
-            if m == "ct" or key not in batch:
-                continue
-            samp = sampling.get(m)
-            r = float(gen.choice(np.asarray(accelerations, dtype=float)))
-            mask = batch[key].clone()
-            w = mask.shape[-1]
-            keep_total = max(1, round(w / r))
-            centre = np.zeros(w, dtype=bool)
-            if samp is not None and hasattr(samp, "center_slice"):
-                centre[samp.center_slice] = True
-            for b in range(mask.shape[0]):
-                cols = mask[b].any(dim=0).cpu().numpy()
-                optional = np.flatnonzero(cols & ~centre)
-                n_keep_opt = max(0, keep_total - int((cols & centre).sum()))
-                if n_keep_opt >= optional.size:
-                    continue
-                drop = gen.choice(optional, size=optional.size - n_keep_opt, replace=False)
-                mask[b][:, torch.as_tensor(drop)] = False
-            batch[key] = mask
-            kkey = f"{m}_kspace"
-            batch[kkey] = batch[kkey] * mask.to(batch[kkey].dtype)
+    for m in modalities:
+        batch, acquisition[m] = registry.get(m).randomize(
+            batch, acquisition.get(m), gen, views=views, accelerations=accelerations
+        )
     if modality_dropout > 0 and len(modalities) > 1 and gen.random() < modality_dropout:
         present = (modalities[int(gen.integers(len(modalities)))],)
-    return batch, geometry, present
+    return batch, acquisition, present

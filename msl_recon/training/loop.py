@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..modalities.acquisition import acquisition_to_dict
 from .batches import collate, move_batch, randomize_batch
 from .checkpoint import (
     capture_rng_state,
@@ -59,35 +60,20 @@ __all__ = [
     "train",
 ]
 
-MODALITY_ALIASES = {"mr": "t1", "mri": "t1"}
-KNOWN_MODALITIES = ("ct", "t1", "t2")
-
 
 # ---------------------------------------------------------------------------- small helpers
 def canonical_modalities(spec: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    """Parse ``"ct,mr"`` (alias ``mr`` = ``t1``) into ``("ct", "t1")``; ``None`` stays ``None``.
+    """Parse ``"ct,mr"`` into canonical names ``("ct", "t1")`` via the modality registry
+    (aliases resolve, e.g. ``mr`` = ``t1``); ``None`` stays ``None``.
 
     Raises
     ------
     InputError
-        On an unknown or repeated modality name.
+        On an unknown or repeated modality name, or an empty list.
     """
-    if spec is None:
-        return None
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    out: list[str] = []
-    for raw in items:
-        m = MODALITY_ALIASES.get(raw.strip().lower(), raw.strip().lower())
-        if not m:
-            continue
-        if m not in KNOWN_MODALITIES:
-            raise InputError(f"unknown modality {raw!r}; allowed: ct, t1, t2 (alias mr = t1)")
-        if m in out:
-            raise InputError(f"modality {m!r} given twice")
-        out.append(m)
-    if not out:
-        raise InputError("no modality given")
-    return tuple(out)
+    from .. import modalities
+
+    return None if spec is None else modalities.parse(spec)
 
 
 def resolve_device(spec: str | None) -> torch.device:
@@ -440,8 +426,7 @@ def _train(
             "config": config_to_dict(cfg),
             "train_args": train_args,
             "modalities": list(modalities),
-            "geometry": train_ds.geometry.to_dict(),
-            "sampling": {m: s.to_dict() for m, s in train_ds.sampling.items()},
+            "acquisition": acquisition_to_dict(train_ds.acquisition),
             "val": dict(result.val),
             "replica_checksums": sums,
         }
@@ -458,10 +443,9 @@ def _train(
             idx = shard_batch(gidx, info)
             gen = np.random.default_rng([seed, 7919, iteration])
             batch = collate(train_ds, idx)
-            batch, geom, present = randomize_batch(
+            batch, acq, present = randomize_batch(
                 batch,
-                train_ds.geometry,
-                train_ds.sampling,
+                train_ds.acquisition,
                 modalities,
                 gen,
                 views=opts.random_views,
@@ -469,7 +453,7 @@ def _train(
                 modality_dropout=opts.modality_dropout,
             )
             batch = move_batch(batch, device)
-            ops = build_operators(batch, geom, train_ds.sampling, device)
+            ops = build_operators(batch, acq, device)
             ops = {m: ops[m] for m in present}
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
                 total, parts = loss_mod(batch, ops, present)

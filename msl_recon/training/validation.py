@@ -43,7 +43,7 @@ def validate(
         for start in range(0, n, batch_size):
             idx = np.arange(start, min(n, start + batch_size))
             batch = move_batch(collate(dataset, idx), device)
-            ops = build_operators(batch, dataset.geometry, dataset.sampling, device)
+            ops = build_operators(batch, dataset.acquisition, device)
             ops = {m: ops[m] for m in modalities}
             meas = {m: measurement(batch, m) for m in modalities}
             feats = net.encode(meas, ops)

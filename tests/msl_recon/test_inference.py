@@ -84,8 +84,8 @@ def test_model_from_checkpoint_and_single_modality(tiny) -> None:
     assert not m.net.training
     ds = MSLDataset(root / "test.h5")
     batch = default_collate([ds[i] for i in range(2)])
-    both = Reconstructor(m, batch, ds.geometry, ds.sampling, ("ct", "t1"), torch.device("cpu"))
-    ct_only = Reconstructor(m, batch, ds.geometry, ds.sampling, ("ct",), torch.device("cpu"))
+    both = Reconstructor(m, batch, ds.acquisition, ("ct", "t1"), torch.device("cpu"))
+    ct_only = Reconstructor(m, batch, ds.acquisition, ("ct",), torch.device("cpu"))
     a, b = both.decode(0.0), ct_only.decode(0.0)
     assert a.shape == b.shape == (2, 32, 32)
     assert float((a - b).abs().max()) > 0  # the MRI input changes the result
@@ -93,7 +93,7 @@ def test_model_from_checkpoint_and_single_modality(tiny) -> None:
     assert torch.allclose(both.decode(lam), both.decode(0.3), atol=1e-5)
     assert set(ct_only.inputs()) == {"ct"}
     with pytest.raises(InputError, match="not in the checkpoint"):
-        Reconstructor(m, batch, ds.geometry, ds.sampling, ("t2",), torch.device("cpu"))
+        Reconstructor(m, batch, ds.acquisition, ("t2",), torch.device("cpu"))
 
 
 def test_run_reconstruct_writes_everything(tiny, tmp_path) -> None:

@@ -19,7 +19,7 @@ def _features(torch_gen: torch.Generator, mods: tuple[str, ...] = ("ct", "t1")):
     net = MSLNet(tiny_cfg(mods))
     batch, g, s = make_batch(mods, torch_gen, torch.device("cpu"))
     meas = {m: batch["ct_sino" if m == "ct" else f"{m}_kspace"] for m in mods}
-    return net, net.encode(meas, build_operators(batch, g, s))
+    return net, net.encode(meas, build_operators(batch, {"ct": g, **s}))
 
 
 def test_total_variation():

@@ -41,8 +41,10 @@ def test_items_follow_contract(h5file):
     assert ds.subject_ids() == ["a", "a", "b", "b"]
     sub = MSLDataset(h5file, modalities=["t2"])
     assert set(sub[0]) == {"t2", "t2_kspace", "t2_mask", "index"}
-    with pytest.raises(ValueError, match="no modality"):
+    with pytest.raises(ValueError, match="unknown modality 'pd'"):
         MSLDataset(h5file, modalities=["pd"])
+    with pytest.raises(ValueError, match="no modality"):  # registered, but not in this file
+        MSLDataset(h5file, modalities=["pet"])
     with pytest.raises(IndexError):
         ds[4]
 

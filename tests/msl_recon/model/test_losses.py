@@ -16,7 +16,7 @@ def setup(torch_gen):
     torch.manual_seed(0)
     net = MSLNet(tiny_cfg())
     batch, g, s = make_batch(("ct", "t1"), torch_gen, CPU)
-    return net, batch, build_operators(batch, g, s)
+    return net, batch, build_operators(batch, {"ct": g, **s})
 
 
 def test_parts_and_weights(setup):
@@ -79,7 +79,7 @@ def test_three_modalities_loss(torch_gen):
     mods = ("ct", "t1", "t2")
     net = MSLNet(tiny_cfg(mods))
     batch, g, s = make_batch(mods, torch_gen, CPU)
-    total, parts = msl_losses(net, batch, build_operators(batch, g, s), aux="random")
+    total, parts = msl_losses(net, batch, build_operators(batch, {"ct": g, **s}), aux="random")
     total.backward()
     assert all(torch.isfinite(v) for v in parts.values()) and float(parts["aux"]) > 0
     grads = [p.grad for p in net.encoders["t2"].parameters()]
@@ -91,7 +91,7 @@ def test_ssim_term_and_aux_default_from_config(torch_gen):
 
     torch.manual_seed(0)
     batch, g, s = make_batch(("ct", "t1"), torch_gen, CPU)
-    o = build_operators(batch, g, s)
+    o = build_operators(batch, {"ct": g, **s})
     net = MSLNet(tiny_cfg(ssim_weight=0.7, aux="none")).eval()
     total, parts = msl_losses(net, batch, o)  # aux from the config: no single-modality decodes
     assert float(parts["aux"]) == 0.0

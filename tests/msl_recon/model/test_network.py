@@ -94,7 +94,7 @@ def test_shapes_for_1_2_3_modalities(mods, device, torch_gen):
     torch.manual_seed(0)
     net = MSLNet(tiny_cfg(mods)).to(device)
     batch, g, s = make_batch(mods, torch_gen, device, b=3)
-    o = build_operators(batch, g, s, device)
+    o = build_operators(batch, {"ct": g, **s}, device)
     assert sorted(o) == sorted(mods)
     f = net.encode(measurements(batch, mods), o)
     assert f.fused.shape == (3, 16, N // 4, N // 4)
@@ -125,7 +125,7 @@ def test_constant_map_equals_scalar(extra, torch_gen):
     torch.manual_seed(1)
     net = MSLNet(tiny_cfg(**extra)).eval()
     batch, g, s = make_batch(("ct", "t1"), torch_gen, torch.device("cpu"))
-    f = net.encode(measurements(batch, ("ct", "t1")), build_operators(batch, g, s))
+    f = net.encode(measurements(batch, ("ct", "t1")), build_operators(batch, {"ct": g, **s}))
     for lam in (0.0, 0.3, 0.77, 1.0):
         y_s = net.decode(f, lam)
         y_m = net.decode(f, torch.full((2, 1, N, N), lam))
@@ -168,7 +168,7 @@ def test_single_modality_inference(only, torch_gen):
     torch.manual_seed(2)
     net = MSLNet(tiny_cfg()).eval()
     batch, g, s = make_batch(("ct", "t1"), torch_gen, torch.device("cpu"))
-    o = build_operators(batch, g, s)
+    o = build_operators(batch, {"ct": g, **s})
     f1 = net.encode(measurements(batch, (only,)), {only: o[only]})
     assert f1.present == (only,)
     assert set(f1.intra) == {only}
@@ -184,7 +184,7 @@ def test_other_modality_data_flows_through_interaction(torch_gen):
     torch.manual_seed(3)
     net = MSLNet(tiny_cfg()).eval()
     batch, g, s = make_batch(("ct", "t1"), torch_gen, torch.device("cpu"))
-    o = build_operators(batch, g, s)
+    o = build_operators(batch, {"ct": g, **s})
     meas = measurements(batch, ("ct", "t1"))
     y = net(meas, o, 0.0)
     meas2 = dict(meas, t1=meas["t1"] * 0.5)
@@ -198,13 +198,13 @@ def test_transfer_to_other_views_and_acceleration(torch_gen):
     net = MSLNet(tiny_cfg()).eval()
     cpu = torch.device("cpu")
     b64, g64, s64 = make_batch(("ct", "t1"), torch_gen, cpu, n_views=64, acceleration=4)
-    o64 = build_operators(b64, g64, s64)
+    o64 = build_operators(b64, {"ct": g64, **s64})
     y64 = net(measurements(b64, ("ct", "t1")), o64, 0.0)
     gen2 = torch.Generator().manual_seed(1234)
     b32, g32, s32 = make_batch(("ct", "t1"), gen2, cpu, n_views=32, acceleration=8)
     assert b32["ct_sino"].shape == (2, 32, 48)
     assert b32["t1_mask"][0].any(0).float().mean() < 0.2
-    o32 = build_operators(b32, g32, s32)
+    o32 = build_operators(b32, {"ct": g32, **s32})
     f32 = net.encode(measurements(b32, ("ct", "t1")), o32)
     y32 = net.decode(f32, 0.0)
     assert y32.shape == y64.shape and torch.isfinite(y32).all()
@@ -223,7 +223,7 @@ def test_radial_mri_via_nufft(torch_gen):
     traj = geo.RadialTrajectory(n_spokes=24, n_samples=2 * N)
     k = ops.NUFFT(traj, image_shape=(N, N))(x[:, 0].to(torch.complex64))
     batch = {"t1": x, "t1_kspace": k}
-    o = build_operators(batch, None, {"t1": traj})
+    o = build_operators(batch, {"t1": traj})
     assert isinstance(o["t1"], ops.NUFFT)
     f = net.encode({"t1": k}, o)
     err = (f.x0["t1"] - x).abs().mean() / x.abs().mean()
@@ -235,14 +235,14 @@ def test_wrong_image_size_is_reported(torch_gen):
     net = MSLNet(tiny_cfg(image_size=48))
     batch, g, s = make_batch(("ct",), torch_gen, torch.device("cpu"))
     with pytest.raises(ValueError, match="expects"):
-        net.encode({"ct": batch["ct_sino"]}, build_operators(batch, g, s))
+        net.encode({"ct": batch["ct_sino"]}, build_operators(batch, {"ct": g, **s}))
 
 
 def test_residual_decoder_starts_from_the_lambda_blend(torch_gen):
     torch.manual_seed(6)
     net = MSLNet(tiny_cfg(residual=True)).eval()
     batch, g, s = make_batch(("ct", "t1"), torch_gen, torch.device("cpu"))
-    f = net.encode(measurements(batch, ("ct", "t1")), build_operators(batch, g, s))
+    f = net.encode(measurements(batch, ("ct", "t1")), build_operators(batch, {"ct": g, **s}))
     with torch.no_grad():
         net.decoder.out.weight.zero_()
         net.decoder.out.bias.zero_()

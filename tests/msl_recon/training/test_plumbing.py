@@ -64,7 +64,9 @@ def _fake_batch(b: int = 3, v: int = 16, n: int = 32) -> tuple[dict, object, dic
 def test_randomize_views_subsets_sinogram_and_geometry() -> None:
     batch, g, s = _fake_batch()
     rng = np.random.default_rng(0)
-    out, g2, present = randomize_batch(batch, g, s, ("ct", "t1"), rng, views=(4,))
+    out, acq, present = randomize_batch(batch, {"ct": g, **s}, ("ct", "t1"), rng, views=(4,))
+    g2 = acq["ct"]
+    assert acq["t1"] is s["t1"]
     assert out["ct_sino"].shape == (3, 4, 5)
     assert g2.n_views == 4
     # the kept rows are stored views at the kept angles
@@ -78,7 +80,7 @@ def test_randomize_views_subsets_sinogram_and_geometry() -> None:
 def test_randomize_acceleration_drops_columns_keeps_centre() -> None:
     batch, g, s = _fake_batch()
     out, _, _ = randomize_batch(
-        batch, g, s, ("ct", "t1"), np.random.default_rng(1), accelerations=(8,)
+        batch, {"ct": g, **s}, ("ct", "t1"), np.random.default_rng(1), accelerations=(8,)
     )
     cols = out["t1_mask"].any(dim=1)
     assert cols.sum(dim=1).tolist() == [4, 4, 4]  # 32 / 8
@@ -94,7 +96,7 @@ def test_modality_dropout_keeps_one() -> None:
     seen = set()
     for i in range(20):
         _, _, present = randomize_batch(
-            batch, g, s, ("ct", "t1"), np.random.default_rng(i), modality_dropout=1.0
+            batch, {"ct": g, **s}, ("ct", "t1"), np.random.default_rng(i), modality_dropout=1.0
         )
         assert len(present) == 1
         seen.add(present[0])
