@@ -130,7 +130,7 @@ def pet_activity(
     lesion: str = "random",
     hot_probability: float = 0.7,
     uptake_jitter: float = 0.15,
-    tissue_jitter: float = 0.05,
+    tissue_jitter: float = 0.03,
     texture: float = 0.05,
     texture_mm: float = 4.0,
     pixel_mm: float | None = None,
@@ -152,7 +152,8 @@ def pet_activity(
     uptake_jitter : float
         Log-normal σ of the per-subject global uptake factor (inter-subject SUV variation).
     tissue_jitter : float
-        Log-normal σ of independent per-tissue factors (GM:WM stays ≈ 4 ± 7 %).
+        Log-normal σ of independent per-tissue factors, truncated at ±2σ (with the default the
+        GM:WM ratio stays within 4·exp(±0.12), i.e. 3.55 … 4.5).
     texture : float
         Relative standard deviation of a smooth multiplicative texture within tissues.
     texture_mm : float
@@ -185,7 +186,7 @@ def pet_activity(
 
     # draws in a fixed order, independent of the image size
     uptake = float(np.exp(uptake_jitter * gen.standard_normal()))
-    per_tissue = np.exp(tissue_jitter * gen.standard_normal(len(T.TISSUES)))
+    per_tissue = np.exp(tissue_jitter * np.clip(gen.standard_normal(len(T.TISSUES)), -2, 2))
     hot = lesion == "hot" or (lesion == "random" and gen.random() < hot_probability)
     lut = np.array(ACTIVITY_KBQ_ML, dtype=np.float64)
     lut[T.LESION] = LESION_HOT_KBQ_ML if hot else LESION_COLD_KBQ_ML
