@@ -55,7 +55,7 @@ def test_mlem_beats_fbp_at_low_counts(low_count_slice) -> None:
     x_fbp = pet_fbp(y, a, r, g, scale=s)  # Hann, full band
     x_fbp_smooth = pet_fbp(y, a, r, g, scale=s, frequency_scaling=0.5)
     e_mlem, e_fbp, e_smooth = (_rmse(x, act) for x in (x_mlem, x_fbp, x_fbp_smooth))
-    # measured: MLEM 20 it. 0.80 × the RMSE of Hann FBP, and better than a half-band Hann
+    # measured: MLEM (20 it.) RMSE = 0.81 × that of Hann FBP and 0.97 × a half-band Hann FBP
     assert e_mlem < 0.9 * e_fbp, (e_mlem, e_fbp)
     assert e_mlem < e_smooth, (e_mlem, e_smooth)
 
@@ -66,7 +66,8 @@ def test_osem_accelerates_and_batches_match_single_runs(low_count_slice) -> None
     ml = mlem(y, op, r, n_iter=12)
     os_ = mlem(y, op, r, n_iter=3, n_subsets=4)
     # 3 OSEM passes with 4 subsets climb the likelihood as far as ~12 MLEM iterations
-    assert float(os_.log_likelihood[-1, 0]) > float(ml.log_likelihood[4, 0])
+    # (measured: above MLEM's 12th iterate by 1 in 2.9e5)
+    assert float(os_.log_likelihood[-1, 0]) > float(ml.log_likelihood[10, 0])
     assert float(os_.image.min()) >= 0.0
     # a batch of two slices (different data, per-sample factors) equals two single runs
     y2 = torch.cat([y, torch.poisson(sim["expected"], generator=torch.Generator().manual_seed(1))])
