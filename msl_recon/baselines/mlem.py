@@ -98,8 +98,9 @@ def mlem(
     if not isinstance(y, torch.Tensor) or y.ndim != 3:
         raise InputError(f"mlem: y must be a (B, V, D) tensor, got {getattr(y, 'shape', y)}")
     if tuple(y.shape[-2:]) != op.range_shape:
-        raise InputError(f"mlem: y has shape {tuple(y.shape)}, the operator's range is "
-                         f"{op.range_shape}")  # fmt: skip
+        raise InputError(
+            f"mlem: y has shape {tuple(y.shape)}, the operator's range is {op.range_shape}"
+        )
     if int(n_iter) != n_iter or n_iter < 0:
         raise InputError(f"mlem: n_iter must be a non-negative integer, got {n_iter}")
     if int(n_subsets) != n_subsets or not 1 <= n_subsets <= op.range_shape[0]:

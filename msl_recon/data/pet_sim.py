@@ -63,8 +63,8 @@ def _as_batch(x: Any, name: str, shape: tuple[int, ...]) -> torch.Tensor:
     if t.ndim == len(shape):
         t = t[None]
     if t.ndim != len(shape) + 1 or tuple(t.shape[1:]) != shape:
-        raise InputError(f"{name} must have shape (B, {', '.join(map(str, shape))}), got "
-                         f"{tuple(t.shape)}")  # fmt: skip
+        want = ", ".join(map(str, shape))
+        raise InputError(f"{name} must have shape (B, {want}), got {tuple(t.shape)}")
     return t.to(torch.float64)
 
 
@@ -133,8 +133,8 @@ def simulate_pet(
         raise InputError(f"activity {tuple(x.shape)} and mu {tuple(m.shape)} differ in shape")
     if bool((x < 0).any()) or bool((m < 0).any()):
         raise InputError("activity and mu must be >= 0")
-    if not (0 <= scatter_fraction and 0 <= randoms_fraction and
-            scatter_fraction + randoms_fraction < 1):  # fmt: skip
+    fractions_ok = scatter_fraction >= 0 and randoms_fraction >= 0
+    if not (fractions_ok and scatter_fraction + randoms_fraction < 1):
         raise InputError(
             "scatter_fraction and randoms_fraction must be >= 0 with a sum below 1, got "
             f"{scatter_fraction} and {randoms_fraction}"
@@ -202,10 +202,10 @@ def pet_system_operator(
     operators.AttenuatedRayTransform
         With per-sample factors ``s_b a_b`` aligned with the leading batch axis.
     """
-    a = attenuation.detach() if isinstance(attenuation, torch.Tensor) else torch.as_tensor(
-        np.asarray(attenuation)
-    )  # fmt: skip
-    a = a.to(torch.float64)
+    if isinstance(attenuation, torch.Tensor):
+        a = attenuation.detach().to(torch.float64)
+    else:
+        a = torch.as_tensor(np.asarray(attenuation, dtype=np.float64))
     s = torch.as_tensor(np.asarray(scale, dtype=np.float64)).reshape(-1)
     if a.ndim == 2 and s.numel() > 1:
         a = a.expand(s.numel(), *a.shape)
