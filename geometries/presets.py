@@ -98,6 +98,16 @@ def _parallel_msl(image_size: int, n_views: int | None, det_count: int | None) -
     )
 
 
+def _pet_biograph_mct(
+    image_size: int, n_views: int | None, det_count: int | None
+) -> ParallelBeam2D:
+    # One direct plane of a Siemens Biograph mCT PET ring (see geometries/pet.py): 168 views
+    # over 180°, 2.0364 mm radial bins, over the phantom's 220 mm head field of view.
+    from .pet import biograph_mct
+
+    return biograph_mct(image_size, fov_mm=220.0, n_views=n_views, det_count=det_count)
+
+
 def _even(x: float) -> int:
     n = int(round(x))
     return n + (n % 2)
@@ -126,6 +136,12 @@ _PRESETS: dict[str, _Preset] = {
             "parallel beam over [0, π) with the msl-paper field of view",
             _parallel_msl,
         ),
+        _Preset(
+            "pet-biograph-mct",
+            "PET ring plane (Siemens Biograph mCT): parallel beam, 168 views, 2.04 mm bins, "
+            "220 mm FOV",
+            _pet_biograph_mct,
+        ),
     )
 }
 
@@ -148,7 +164,7 @@ def preset(
     ----------
     name : str
         One of :func:`presets` (``msl-paper``, ``siemens-definition-as``, ``varian-obi``,
-        ``parallel-msl``).
+        ``parallel-msl``, ``pet-biograph-mct``).
     image_size : int
         Image side N in pixels; the field of view in mm is fixed by the preset.
     n_views : int, optional
@@ -163,6 +179,8 @@ def preset(
     collection (McCollough et al., Med. Phys. 2017; TCIA), Siemens SOMATOM Definition AS.
     ``varian-obi``: Varian TrueBeam OBI/PaxScan 4030CB specifications (SAD 100 cm, SID 150 cm,
     40 × 30 cm panel, 0.388 mm pitch).
+    ``pet-biograph-mct``: :func:`geometries.pet.biograph_mct` (Jakoby et al., Phys. Med. Biol.
+    2011; CASToR's mCT scanner file); any pixel size via that function.
     """
     try:
         p = _PRESETS[name]

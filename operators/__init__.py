@@ -18,6 +18,7 @@ from .base import ComposedOperator, LinearOperator, ScaledOperator
 from .fbp import FBP
 from .gradient import Gradient2D
 from .mri import NUFFT, CartesianFourier
+from .pet import AttenuatedRayTransform, GaussianBlur, attenuation_factors
 from .ray import RayTransform
 from .registry import examples, register_example
 from .sense import SENSE, birdcage_maps
@@ -26,12 +27,15 @@ __all__ = [
     "FBP",
     "NUFFT",
     "SENSE",
+    "AttenuatedRayTransform",
     "CartesianFourier",
     "ComposedOperator",
+    "GaussianBlur",
     "Gradient2D",
     "LinearOperator",
     "RayTransform",
     "ScaledOperator",
+    "attenuation_factors",
     "birdcage_maps",
     "examples",
     "phantoms",

@@ -8,6 +8,7 @@
 - :mod:`.pix2pix`: U-Net + PatchGAN image translation (MRI → CT, CT → MRI).
 - :mod:`.deepfusion`: two encoder–decoders plus pixel-wise fusion.
 - :mod:`.fusion`: FUSION, pixel-wise weighted fusion across λ.
+- :mod:`.mlem`: MLEM / OSEM for PET (Poisson likelihood with a known background).
 
 The deep-learning modules import torch.nn only; nothing here imports ASTRA at import time.
 """
@@ -24,6 +25,7 @@ from .joint import (
     guide_field,
     joint_tv_reconstruct,
 )
+from .mlem import MLEMResult, mlem, poisson_log_likelihood
 from .pdhg import DualTerm, PDHGResult, box_prox, l2_data_term, pdhg, tv_term
 from .pix2pix import PatchDiscriminator, Pix2Pix, receptive_field, translation_pair
 from .unet import UNet
@@ -33,6 +35,7 @@ __all__ = [
     "DeepFusion",
     "DualTerm",
     "JointResult",
+    "MLEMResult",
     "PDHGResult",
     "PatchDiscriminator",
     "Pix2Pix",
@@ -48,7 +51,9 @@ __all__ = [
     "guide_field",
     "joint_tv_reconstruct",
     "l2_data_term",
+    "mlem",
     "pdhg",
+    "poisson_log_likelihood",
     "receptive_field",
     "shift_image",
     "sparse_image",
