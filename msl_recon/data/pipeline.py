@@ -209,12 +209,22 @@ def output_paths(run: SimulationRun) -> dict[str, Path]:
     return out
 
 
+def _with_needs(mods: Sequence[str]) -> tuple[str, ...]:
+    """``mods`` plus the modalities their simulators need as context (e.g. CT for PET)."""
+    from .. import modalities
+
+    out = list(mods)
+    for m in mods:
+        out += [n for n in modalities.get(m).needs if n not in out]
+    return tuple(out)
+
+
 def _tasks(run: SimulationRun) -> list[SubjectTask]:
     common = {
         "size": run.size,
         "n_slices": run.n_slices,
         "seed": run.seed,
-        "modalities": tuple(run.modalities),
+        "modalities": _with_needs(run.modalities),
     }
     if run.input is None:
         if run.n_subjects < 1:
@@ -356,6 +366,7 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
                     subject_index=task.index,
                     slice_indices=idx[sl].tolist(),
                     generator=gen,
+                    context={m: v[sl] for m, v in imgs.items()},
                 )
                 nb = len(idx[sl])
                 batch["meta/subject_id"] = np.array([task.subject_id] * nb, dtype=object)

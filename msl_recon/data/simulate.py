@@ -249,6 +249,7 @@ class Simulator:
         subject_index: int,
         slice_indices: Sequence[int],
         generator: torch.Generator,
+        context: Mapping[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
         """Simulate one batch of slices.
 
@@ -262,6 +263,9 @@ class Simulator:
             Axial index of each slice, length B.
         generator : torch.Generator
             CPU generator of all the noise of this batch.
+        context : dict, optional
+            Ground truth ``{m: (B, N, N)}`` of modalities that are not stored but that a
+            simulator needs (:attr:`msl_recon.modalities.Modality.needs`, e.g. CT for PET).
 
         Returns
         -------
@@ -273,11 +277,17 @@ class Simulator:
 
         out: dict[str, np.ndarray] = {}
         tensors: dict[str, torch.Tensor] = {}
+        for m, img in (context or {}).items():
+            if m not in images:
+                tensors[m] = torch.from_numpy(np.ascontiguousarray(img, np.float32)).to(self.device)
         for m, img in images.items():
             img = np.ascontiguousarray(img, dtype=np.float32)
             out[f"images/{m}"] = img
             tensors[m] = torch.from_numpy(img).to(self.device)
         for m in modalities.in_order(list(images)):
+            missing = [n for n in modalities.get(m).needs if n not in tensors]
+            if missing:
+                raise ValueError(f"simulating {m} needs the ground truth of {missing}")
             out.update(
                 self.modality_simulator(m).simulate(
                     tensors[m],

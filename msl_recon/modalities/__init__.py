@@ -35,7 +35,7 @@ __all__ = [
 
 _REGISTRY: dict[str, Modality] = {}
 _ALIASES: dict[str, str] = {}
-_BUILTINS = ("ct", "mri")
+_BUILTINS = ("ct", "mri", "pet")
 _loaded = False
 
 

@@ -116,6 +116,9 @@ class Modality(abc.ABC):
     h5_group: str = ""
     #: Metric windows in physical units, name → (low, high); the first is the default.
     windows: Mapping[str, tuple[float, float]] = {}
+    #: Other modalities whose ground truth the simulator needs (e.g. PET needs CT for its μ
+    #: map); simulation loads them even when they are not stored.
+    needs: tuple[str, ...] = ()
     #: Name of the analytical input image (the back-transform), e.g. ``"FBP"``.
     input_label: str = "analytical input"
     #: How physical values map to the stored [0, 1] images (stored in the file attributes).
