@@ -55,9 +55,10 @@ def test_interrupt_and_resume_is_bit_identical(tiny_data, tmp_path) -> None:
     full = train(_opts(tiny_data, tmp_path / "full", iterations=3, **rand))
     part = train(_opts(tiny_data, tmp_path / "part", iterations=3, stop_after=1, **rand))
     assert part.iteration == 1
-    rest = train(
-        _opts(tiny_data, tmp_path / "part", config="ignored-on-resume", iterations=3, resume=True)
-    )
+    # on resume the stored settings rule; given again they must equal the stored ones
+    with pytest.raises(InputError, match="cannot honour: --config"):
+        train(_opts(tiny_data, tmp_path / "part", config="paper", iterations=3, resume=True))
+    rest = train(_opts(tiny_data, tmp_path / "part", **rand, iterations=3, resume=True))
     assert rest.iteration == 3
     assert rest.losses == full.losses[1:]
     a = load_checkpoint(tmp_path / "full" / "last.pt")
