@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             typer.echo("interrupted", err=True)
             return 130
         except _click_exception_types() as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `msl-recon`: the help text
+                exc.show()
+                return int(exc.exit_code)
             msg = exc.format_message() if hasattr(exc, "format_message") else str(exc)
             typer.echo(f"error: {' '.join(msg.split())}", err=True)
             return 2

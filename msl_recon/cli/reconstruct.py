@@ -79,6 +79,12 @@ def _open_source(
         batch.update(b)
         if m == "ct":
             geometry = g
+    import torch
+
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor) and (v.is_floating_point() or v.is_complex()):
+            if not bool(torch.isfinite(v).all()):
+                raise UserError(f"raw input {k} holds non-finite values (NaN or inf)")
     sizes = {int(v.shape[0]) for k, v in batch.items() if k.endswith(("_sino", "_kspace"))}
     if len(sizes) != 1:
         raise UserError(f"raw inputs have different slice counts {sorted(sizes)}")

@@ -22,7 +22,10 @@ Root attributes, every one a JSON string: ``geometry`` (``CTGeometry.to_dict()``
 ``split``, ``schema_version``, ``msl_recon_version``, ``provenance``; shard files add ``shard``.
 
 Every dataset is chunked one slice per chunk and compressed (gzip level 4 + shuffle by default).
-Writers always go through :func:`msl_recon._io.atomic_path` so a killed run leaves no file.
+Writers always go through :func:`msl_recon._io.atomic_path` (one file) or
+:func:`msl_recon._io.staged_outputs` (the split files of a run, published together) so a killed
+run leaves no partial file. Readers call :func:`validate` first: every requested modality's
+groups present, consistent shapes, finite values.
 """
 
 from __future__ import annotations

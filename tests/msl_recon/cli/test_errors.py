@@ -143,6 +143,18 @@ def test_nan_in_raw_data_is_caught_before_training(data, tmp_path, capsys) -> No
     assert "ct/sinogram" in line and "slice 2" in line
 
 
+def test_nan_in_raw_npy_input(data, tmp_path, capsys) -> None:
+    root, _, ckpt = data
+    with h5py.File(root / "test.h5") as f:
+        sino = f["ct/sinogram"][:1]
+    sino[0, 1, 2] = np.inf
+    np.save(tmp_path / "sino.npy", sino)
+    rec = ["reconstruct", "-i", str(tmp_path / "sino.npy"), "-c", str(ckpt), "-o",
+           str(tmp_path / "o"), "--device", "cpu", "--quiet"]  # fmt: skip
+    _one_error_line(capsys, main(rec), "non-finite")
+    assert not (tmp_path / "o").exists()
+
+
 def test_validate_checks_shapes(data, tmp_path) -> None:
     from msl_recon.data.hdf5 import validate
     from msl_recon.errors import InputError
