@@ -128,3 +128,28 @@ def test_interrupted_work_leaves_old_outputs_and_rerun_completes(tmp_path, monke
     (out / f".train.h5.{dead_pid}.x.tmp").write_text("partial")
     assert main([*SIM, "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["test.h5", "train.h5", "val.h5"]
+
+
+@pytest.mark.slow
+def test_real_ctrl_c_exits_130_and_leaves_nothing(tmp_path) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "o"
+    args = ["simulate", "--size", "32", "--subjects", "40", "--slices", "4", "--views", "8", "-q",
+            "--out", str(out)]  # fmt: skip
+    code = f"import sys; from msl_recon.cli.main import main; sys.exit(main({args!r}))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(out.glob(".staging.*.tmp/*.h5")):
+            assert proc.poll() is None, "simulation finished before it could be interrupted"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["interrupted"], err
+    assert list(out.iterdir()) == []  # the stage was removed, no split file
