@@ -14,6 +14,7 @@ ends with bit-identical weights to an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -261,14 +262,16 @@ def _cfg(cfg: Any, name: str, default: Any) -> Any:
 
 # ---------------------------------------------------------------------------- training
 def _open_datasets(opts: TrainOptions, modalities: tuple[str, ...] | None) -> tuple[Any, Any]:
+    from .._io import recover_staged
     from ..data.dataset import MSLDataset
+    from ..data.hdf5 import validate as validate_file
 
     data = Path(opts.data)
+    with contextlib.suppress(OSError):  # split files of a simulate killed while publishing
+        recover_staged(data if data.is_dir() else data.parent)
     train_path = data / "train.h5" if data.is_dir() else data
     if not train_path.is_file():
         raise InputError(f"training data {train_path} does not exist (expected DIR/train.h5)")
-    from ..data.hdf5 import validate as validate_file
-
     # schema (every requested modality), shapes and finiteness, before any work
     mods = validate_file(train_path, modalities)
     try:

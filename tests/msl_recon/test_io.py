@@ -153,3 +153,14 @@ def test_real_ctrl_c_exits_130_and_leaves_nothing(tmp_path) -> None:
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == ["interrupted"], err
     assert list(out.iterdir()) == []  # the stage was removed, no split file
+
+
+def test_training_completes_an_interrupted_publication(tmp_path, monkeypatch, dead_pid) -> None:
+    from msl_recon.training.loop import TrainOptions, _open_datasets
+
+    out = tmp_path / "d"
+    _simulate_killed_while_publishing(out, monkeypatch, dead_pid)
+    with pytest.warns(UserWarning, match="completed the interrupted write"):
+        train_ds, val_ds = _open_datasets(TrainOptions(data=out, out=tmp_path / "r"), None)
+    assert val_ds is not None and len(train_ds) >= 1
+    assert sorted(p.name for p in out.iterdir()) == ["test.h5", "train.h5", "val.h5"]
