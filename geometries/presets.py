@@ -28,7 +28,7 @@ def _msl_paper(image_size: int, n_views: int | None, det_count: int | None) -> C
     # spanning 2√2 × the image side, source and detector 1075 px from the isocentre, 64 views.
     fov = 384 * 0.369
     px = fov / image_size
-    n_det = det_count or _even(640 * image_size / 384)
+    n_det = _even(640 * image_size / 384) if det_count is None else det_count
     width = 2 * math.sqrt(2) * fov
     return FanBeam2D(
         image_size=image_size,
@@ -37,7 +37,7 @@ def _msl_paper(image_size: int, n_views: int | None, det_count: int | None) -> C
         det_spacing=width / n_det,
         source_origin=1075 * 0.369,
         origin_detector=1075 * 0.369,
-        n_views=n_views or 64,
+        n_views=64 if n_views is None else n_views,
     )
 
 
@@ -52,7 +52,7 @@ def _siemens_definition_as(
     sdd, sod = 1085.6, 595.0
     fan_half = 736 * 1.2858 / 2 / sdd  # arc length / radius = half fan angle
     flat_width = 2 * sdd * math.tan(fan_half)
-    n_det = det_count or 736
+    n_det = 736 if det_count is None else det_count
     fov = 250.0  # head reconstruction field of view, mm
     return FanBeam2D(
         image_size=image_size,
@@ -61,7 +61,7 @@ def _siemens_definition_as(
         det_spacing=flat_width / n_det,
         source_origin=sod,
         origin_detector=sdd - sod,
-        n_views=n_views or 1152,
+        n_views=1152 if n_views is None else n_views,
     )
 
 
@@ -71,7 +71,7 @@ def _varian_obi(image_size: int, n_views: int | None, det_count: int | None) -> 
     # 0.388 mm (binned 2×2 to 512 × 0.776 mm for CBCT). Full-fan head mode, the central row.
     sdd, sod = 1500.0, 1000.0
     width = 397.3
-    n_det = det_count or 512
+    n_det = 512 if det_count is None else det_count
     fov = 256.0  # full-fan head field of view at the isocentre is about 262 mm
     return FanBeam2D(
         image_size=image_size,
@@ -80,7 +80,7 @@ def _varian_obi(image_size: int, n_views: int | None, det_count: int | None) -> 
         det_spacing=width / n_det,
         source_origin=sod,
         origin_detector=sdd - sod,
-        n_views=n_views or 900,
+        n_views=900 if n_views is None else n_views,
     )
 
 
@@ -88,13 +88,13 @@ def _parallel_msl(image_size: int, n_views: int | None, det_count: int | None) -
     # Parallel-beam counterpart of msl-paper (same field of view; detector covers the diagonal).
     fov = 384 * 0.369
     px = fov / image_size
-    n_det = det_count or _even(math.sqrt(2) * image_size) + 2
+    n_det = _even(math.sqrt(2) * image_size) + 2 if det_count is None else det_count
     return ParallelBeam2D(
         image_size=image_size,
         pixel_size=px,
         det_count=n_det,
         det_spacing=px,
-        n_views=n_views or 64,
+        n_views=64 if n_views is None else n_views,
     )
 
 

@@ -5,7 +5,10 @@ A matrix is stored as one ``.npz`` file holding its CSR arrays (``indptr``, ``in
 cache directory and moved into place with :func:`os.replace`, which is atomic on POSIX and
 Windows: two processes that build the same matrix at the same time both end up with a complete,
 valid file (the last rename wins, and both contents are identical), and a reader never sees a
-partial file.
+partial file. Builds are serialised by an exclusive ``fcntl.flock`` on ``<entry>.lock`` beside the
+entry: of several processes that miss the same entry one builds it while the others wait and then
+load it. Temporary files are named ``.<entry>.<pid>.<random>.tmp``; those of dead writers are
+removed by the next build of the same entry. Files get the permissions of the process umask.
 
 The cache directory is, in order: the ``cache_dir`` argument, the ``MSL_RECON_CACHE`` environment
 variable, ``~/.cache/msl-recon``.
@@ -22,7 +25,7 @@ import threading
 import warnings
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +71,64 @@ def cache_path(
     return resolve_cache_dir(cache_dir) / f"{prefix}-{digest}.npz"
 
 
+def _umask() -> int:
+    """The process umask (from ``/proc`` where possible: ``os.umask`` changes it briefly)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete ``.<name>.<pid>.*.tmp`` files of ``path`` left by writers that are dead."""
+    prefix = f".{path.name}."
+    with contextlib.suppress(OSError):
+        for p in path.parent.glob(f"{prefix}*.tmp"):
+            pid = p.name[len(prefix) :].split(".", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<path>.lock`` (no lock where that is impossible)."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path.with_name(path.name + ".lock"), "a+b")
+    except (ImportError, OSError):  # no fcntl (Windows) or a read-only cache directory
+        yield
+        return
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+    finally:
+        fh.close()  # releases the lock
+
+
 def _save(path: Path, key: str, mat: Any) -> None:
     """Write the CSR matrix ``mat`` to ``path`` atomically (temporary file + ``os.replace``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    _remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(
@@ -147,11 +204,16 @@ def load_or_build(
     if mat is not None:
         logger.debug("system matrix %s loaded from %s", key, path)
         return mat, "disk"
-    mat = build()
-    try:
-        _save(path, key, mat)
-    except OSError as exc:
-        warnings.warn(f"could not write matrix cache {path}: {exc}", stacklevel=2)
+    with _build_lock(path):
+        mat = _load(path, key)  # another process may have built it while we waited
+        if mat is not None:
+            logger.debug("system matrix %s loaded from %s after waiting", key, path)
+            return mat, "disk"
+        mat = build()
+        try:
+            _save(path, key, mat)
+        except OSError as exc:
+            warnings.warn(f"could not write matrix cache {path}: {exc}", stacklevel=2)
     logger.debug("system matrix %s built and saved to %s", key, path)
     return mat, "built"
 

@@ -28,8 +28,9 @@ def _is_modality(name: str) -> bool:
 
 
 def _check_out_dir(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a directory")
+    from .._io import check_output_dir
+
+    check_output_dir(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"output directory {out} is not empty; pass --overwrite to replace it")
     out.mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,16 @@ def _open_source(
             raise UserError(f"input {p} does not exist")
     if len(inputs) == 1 and inputs[0].suffix.lower() in (".h5", ".hdf5"):
         from ..data.dataset import MSLDataset
+        from ..data.hdf5 import read_attrs, validate
 
+        read_attrs(inputs[0])  # InputError unless an msl-recon HDF5 file
+        want = modalities or None
+        if want is None:  # the model's modalities that the file claims to hold
+            import h5py
+
+            with h5py.File(inputs[0], "r") as f:
+                want = tuple(m for m in model.modalities if f"images/{m}" in f) or None
+        validate(inputs[0], want)  # schema, shapes and finiteness before any work
         try:
             ds = MSLDataset(inputs[0], n_views=n_views, acceleration=acceleration)
         except InputError:
@@ -77,6 +87,12 @@ def _open_source(
         mods_found.append(m)
         batch.update(b)
         acquisition[m] = acq
+    import torch
+
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor) and (v.is_floating_point() or v.is_complex()):
+            if not bool(torch.isfinite(v).all()):
+                raise UserError(f"raw input {k} holds non-finite values (NaN or inf)")
     sizes = {int(batch[registry.get(m).raw_key].shape[0]) for m in mods_found}
     if len(sizes) != 1:
         raise UserError(f"raw inputs have different slice counts {sorted(sizes)}")
@@ -161,6 +177,7 @@ def run_reconstruct(
     from torch.utils.data import default_collate
     from tqdm.auto import tqdm
 
+    from .._io import check_output_dir
     from ..inference import (
         Reconstructor,
         lambda_label,
@@ -174,6 +191,7 @@ def run_reconstruct(
     from ..training.loop import canonical_modalities, resolve_device
 
     t0 = time.perf_counter()
+    check_output_dir(out)
     if alpha < 0:
         raise UserError(f"--alpha must be ≥ 0, got {alpha}")
     dev = resolve_device(device)

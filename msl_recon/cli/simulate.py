@@ -5,8 +5,11 @@ Heavy modules (torch, operators, h5py, SimpleITK) are imported inside the comman
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -67,7 +70,8 @@ def _load_geometry(
             raise UserError(f"geometry file {geometry_file} does not exist")
         try:
             d = json.loads(geometry_file.read_text(encoding="utf-8"))
-            g = geo.geometry_from_dict(d)
+            with _truncation_checked_later():
+                g = geo.geometry_from_dict(d)
         except (json.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
             raise UserError(f"{geometry_file} is not a valid CT geometry JSON: {exc}") from None
         if size is not None and size != g.image_size:
@@ -85,17 +89,26 @@ def _load_geometry(
     if n < 8:
         raise UserError(f"--size must be ≥ 8, got {n}")
     try:
-        return geo.preset(preset, image_size=n, n_views=views), n
+        with _truncation_checked_later():
+            return geo.preset(preset, image_size=n, n_views=views), n
     except ValueError as exc:
         raise UserError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _truncation_checked_later() -> Iterator[None]:
+    """Silence the geometry's truncation warning: the pipeline turns it into an error."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*field of view is truncated")
+        yield
 
 
 def simulate_cmd(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Output folder of train/val/test.h5 (default: data/phantom)."
     ),
-    size: int | None = typer.Option(None, help="Image side N in pixels (default: 256)."),
-    subjects: int = typer.Option(6, help="Phantom subjects (ignored with --input)."),
+    size: int | None = typer.Option(None, min=8, help="Image side N in pixels (default: 256)."),
+    subjects: int = typer.Option(6, min=1, help="Phantom subjects (ignored with --input)."),
     slices: int = typer.Option(8, help="Axial slices per subject (0 = all usable slices)."),
     split: str = typer.Option("0.7,0.15,0.15", help="Train,val,test fractions of subjects."),
     modalities: str = typer.Option(
@@ -106,7 +119,7 @@ def simulate_cmd(
     geometry: Path | None = typer.Option(
         None, "--geometry", help="CT geometry JSON (CTGeometry.to_dict()); overrides --preset."
     ),
-    views: int | None = typer.Option(None, help="CT views (default: the preset's, 64)."),
+    views: int | None = typer.Option(None, min=1, help="CT views (default: the preset's, 64)."),
     trajectory: str = typer.Option("cartesian", help="MRI sampling: cartesian or radial."),
     acceleration: float = typer.Option(4.0, help="MRI acceleration R (1/R of k-space)."),
     center_fraction: float = typer.Option(0.1, help="Fully sampled centre fraction (Cartesian)."),
@@ -116,7 +129,7 @@ def simulate_cmd(
         "fixed", help="fixed (one mask for all slices, as the MSL authors) or per-slice."
     ),
     spokes: int | None = typer.Option(
-        None, help="Radial spokes (default: ceil(π/2·N / acceleration))."
+        None, min=1, help="Radial spokes (default: ceil(π/2·N / acceleration))."
     ),
     golden: bool = typer.Option(False, help="Golden-angle spoke order (radial)."),
     ct_i0: float | None = typer.Option(
@@ -126,7 +139,7 @@ def simulate_cmd(
     mr_snr: float | None = typer.Option(
         None, help="MRI SNR in dB (complex Gaussian k-space noise); default noise-free."
     ),
-    coils: int = typer.Option(1, help="MRI receive coils (>1: SENSE with birdcage maps)."),
+    coils: int = typer.Option(1, min=1, help="MRI receive coils (>1: SENSE with birdcage maps)."),
     acq: list[str] | None = typer.Option(
         None,
         "--acq",
@@ -143,11 +156,16 @@ def simulate_cmd(
         False, "--no-head-mask", help="Keep everything outside the head."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    allow_truncation: bool = typer.Option(
+        False,
+        "--allow-truncation",
+        help="Accept a CT detector that does not cover the image (truncated projections).",
+    ),
     shard: str | None = typer.Option(
         None, help="Write only shard i of n (i/n) as <split>.shard-i-of-n.h5; join with merge."
     ),
     workers: int = typer.Option(1, help="Processes that load/register subjects in parallel."),
-    device: str = typer.Option("cpu", help="Torch device of the operators (cpu, cuda)."),
+    device: str = typer.Option("cpu", help="Torch device of the operators (cpu, cuda, auto)."),
     compression: str = typer.Option("gzip", help="HDF5 compression: gzip, lzf or none."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -170,11 +188,9 @@ def simulate_cmd(
         raise UserError(f"--slices must be ≥ 0, got {slices}")
     if input is not None and not input.exists():
         raise UserError(f"input {input} does not exist")
-    if device.startswith("cuda"):
-        import torch
+    from ..training.loop import resolve_device
 
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {device}: CUDA is not available")
+    device = str(resolve_device(device))  # InputError on an unknown device or missing CUDA
     g, n = _load_geometry(preset, geometry, size, views)
     sampling = {}
     try:
@@ -187,7 +203,7 @@ def simulate_cmd(
                 seed=mask_seed,
             )
         elif trajectory == "radial":
-            k = spokes or math.ceil(math.pi / 2 * n / acceleration)
+            k = math.ceil(math.pi / 2 * n / acceleration) if spokes is None else spokes
             base = geo.RadialTrajectory(
                 n_spokes=k, n_samples=2 * n, ordering="golden" if golden else "uniform"
             )
@@ -226,6 +242,7 @@ def simulate_cmd(
         compression=compression,
         overwrite=overwrite,
         progress=not quiet,
+        allow_truncation=allow_truncation,
     )
     written = run_simulation(run)
     for s, p in written.items():
@@ -252,7 +269,7 @@ def preview_cmd(
     file: Path = typer.Argument(..., help="An msl-recon HDF5 file."),
     out: Path = typer.Option(Path("preview.png"), "--out", "-o", help="Output image (PNG)."),
     index: int = typer.Option(0, help="Slice to show."),
-    overwrite: bool = typer.Option(True, help="Replace an existing image."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing image."),
 ) -> None:
     """Write a montage: GT CT, GT MRI, FBP, zero-filled MRI, sinogram, k-space, mask."""
     write_preview(file, out, index=index, overwrite=overwrite)
@@ -305,7 +322,7 @@ def merge_cmd(
         typer.echo(f"wrote {targets[s]} ({n} slices from {len(paths)} shards)")
 
 
-def write_preview(file: Path, out: Path, *, index: int = 0, overwrite: bool = True) -> Path:
+def write_preview(file: Path, out: Path, *, index: int = 0, overwrite: bool = False) -> Path:
     """Montage of one slice of a dataset file (see :func:`preview_cmd`); returns ``out``."""
     import matplotlib
 

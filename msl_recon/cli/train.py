@@ -10,7 +10,7 @@ from ..errors import UserError
 
 
 def _parse_ints(text: str | None, name: str) -> tuple[int, ...] | None:
-    if not text:
+    if text is None:
         return None
     try:
         vals = tuple(int(v) for v in text.split(",") if v.strip())
@@ -22,7 +22,7 @@ def _parse_ints(text: str | None, name: str) -> tuple[int, ...] | None:
 
 
 def _parse_floats(text: str | None, name: str, minimum: float) -> tuple[float, ...] | None:
-    if not text:
+    if text is None:
         return None
     try:
         vals = tuple(float(v) for v in text.split(",") if v.strip())
@@ -36,16 +36,25 @@ def _parse_floats(text: str | None, name: str, minimum: float) -> tuple[float, .
 def train_cmd(
     data: Path = typer.Option(..., "--data", help="Dataset directory with train.h5 (+ val.h5)."),
     out: Path = typer.Option(..., "--out", help="Run directory (checkpoints, log.csv, tb/)."),
-    config: str = typer.Option("small", "--config", help="small | paper | a TOML/YAML file."),
+    config: str | None = typer.Option(
+        None, "--config", help="small | paper | a TOML/YAML file (default small)."
+    ),
     modalities: str | None = typer.Option(
         None, "--modalities", help="Comma list in config order, e.g. ct,t1 (mr = t1)."
     ),
     iterations: int | None = typer.Option(None, "--iterations", min=1, help="Total steps."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Per process."),
-    lr: float | None = typer.Option(None, "--lr", min=0.0, help="Adam learning rate."),
-    seed: int = typer.Option(0, "--seed", help="Seed of init, data order and randomisation."),
+    lr: float | None = typer.Option(None, "--lr", help="Adam learning rate (> 0)."),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Seed of init, data order and randomisation (default 0)."
+    ),
     device: str = typer.Option("auto", "--device", help="cpu | cuda | auto."),
-    checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=0),
+    checkpoint_every: int = typer.Option(
+        500, "--checkpoint-every", min=0, help="Also keep ckpt_<it>.pt every N steps (0: off)."
+    ),
+    checkpoint_minutes: float = typer.Option(
+        5.0, "--checkpoint-minutes", min=0.0, help="Write last.pt at least this often (0: off)."
+    ),
     val_every: int = typer.Option(500, "--val-every", min=0),
     val_samples: int = typer.Option(8, "--val-samples", min=1),
     log_every: int = typer.Option(10, "--log-every", min=1),
@@ -55,8 +64,8 @@ def train_cmd(
     random_acceleration: str | None = typer.Option(
         None, "--random-acceleration", help="Cartesian accelerations drawn per batch, e.g. 4,6,8."
     ),
-    modality_dropout: float = typer.Option(
-        0.0, "--modality-dropout", min=0.0, max=1.0, help="P(batch keeps one modality)."
+    modality_dropout: float | None = typer.Option(
+        None, "--modality-dropout", min=0.0, max=1.0, help="P(batch keeps one modality), def. 0."
     ),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads."),
     resume: bool = typer.Option(False, "--resume", help="Continue OUT/last.pt exactly."),
@@ -81,6 +90,7 @@ def train_cmd(
         seed=seed,
         device=device,
         checkpoint_every=checkpoint_every,
+        checkpoint_minutes=checkpoint_minutes,
         val_every=val_every,
         val_samples=val_samples,
         log_every=log_every,

@@ -22,7 +22,10 @@ Root attributes, every one a JSON string: ``geometry`` (``CTGeometry.to_dict()``
 ``split``, ``schema_version``, ``msl_recon_version``, ``provenance``; shard files add ``shard``.
 
 Every dataset is chunked one slice per chunk and compressed (gzip level 4 + shuffle by default).
-Writers always go through :func:`msl_recon._io.atomic_path` so a killed run leaves no file.
+Writers always go through :func:`msl_recon._io.atomic_path` (one file) or
+:func:`msl_recon._io.staged_outputs` (the split files of a run, published together) so a killed
+run leaves no partial file. Readers call :func:`validate` first: every requested modality's
+groups present, consistent shapes, finite values.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ __all__ = [
     "read_attrs",
     "shard_name",
     "summarize",
+    "validate",
 ]
 
 SCHEMA_VERSION = 1
@@ -178,6 +182,123 @@ def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[k] = v
     return out
+
+
+#: slices per block of the finiteness check (bounds the memory of :func:`validate`)
+_CHECK_BLOCK = 64
+
+
+def _require(f: Any, path: Path, name: str, why: str) -> Any:
+    if name not in f:
+        raise InputError(f"{path} has no dataset {name} ({why}); it is not a complete dataset")
+    return f[name]
+
+
+def _check_finite(ds: Any, path: Path, block: int) -> None:
+    """Raise if any element of a float/complex dataset is NaN or ±inf (read in slice blocks)."""
+    if ds.dtype.kind not in "fc":
+        return
+    n = ds.shape[0] if ds.ndim else 1
+    for a in range(0, max(n, 1), block):
+        x = ds[a : a + block] if ds.ndim else ds[()]
+        ok = np.isfinite(x)
+        if not ok.all():
+            bad = np.argwhere(~ok)[0]
+            raise InputError(
+                f"{path}: {ds.name.lstrip('/')} holds non-finite values (first at slice "
+                f"{a + int(bad[0]) if ds.ndim else 0}, {int((~ok).sum())} in that block); "
+                "the data is damaged — re-create it"
+            )
+
+
+def validate(
+    path: str | os.PathLike,
+    modalities: Sequence[str] | None = None,
+    *,
+    finite: bool = True,
+    block: int = _CHECK_BLOCK,
+) -> tuple[str, ...]:
+    """Check a split file before any work: schema, shapes and finiteness.
+
+    Parameters
+    ----------
+    path : path-like
+        A split file.
+    modalities : sequence of str, optional
+        Modalities the caller will use (default: every stored one). Each needs its image
+        ``images/<m>`` and its raw data: ``ct/sinogram`` and a ``geometry`` attribute for
+        ``ct``; ``mr/<m>/kspace``, a ``sampling`` entry and (Cartesian) ``mr/<m>/mask`` for MR.
+    finite : bool
+        Also scan every float/complex dataset for NaN/inf, ``block`` slices at a time.
+    block : int
+        Slices read per step of the finiteness scan.
+
+    Returns
+    -------
+    tuple of str
+        The validated modalities.
+
+    Raises
+    ------
+    InputError
+        Naming the first missing group, mismatched shape or non-finite dataset.
+    """
+    import h5py
+
+    p = Path(path)
+    attrs = read_attrs(p)
+    sampling = attrs.get("sampling") or {}
+    geometry = attrs.get("geometry")
+    with h5py.File(p, "r") as f:
+        stored = tuple(m for m in ("ct", "t1", "t2") if f"images/{m}" in f)
+        mods = stored if modalities is None else tuple(modalities)
+        if not mods:
+            raise InputError(f"{p} holds no images (no images/ct, images/t1 or images/t2)")
+        missing = [m for m in mods if m not in stored]
+        if missing:
+            raise InputError(
+                f"{p} has no modality {', '.join(missing)} (no images/{missing[0]}); it holds "
+                f"{', '.join(stored) or 'none'}"
+            )
+        shape = f[f"images/{mods[0]}"].shape
+        if len(shape) != 3 or shape[1] != shape[2]:
+            raise InputError(f"{p}: images/{mods[0]} has shape {shape}, expected (S, N, N)")
+        s, n = int(shape[0]), int(shape[1])
+        checked: list[Any] = []
+
+        def expect(ds: Any, want: tuple[int | None, ...], what: str) -> None:
+            got = tuple(ds.shape)
+            if len(got) != len(want) or any(
+                w is not None and g != w for g, w in zip(got, want, strict=True)
+            ):
+                shown = tuple("?" if w is None else w for w in want)
+                raise InputError(
+                    f"{p}: {ds.name.lstrip('/')} has shape {got}, expected {shown} ({what})"
+                )
+            checked.append(ds)
+
+        for m in mods:
+            expect(f[f"images/{m}"], (s, n, n), f"{s} slices of {n}² images")
+            if m == "ct":
+                if not geometry:
+                    raise InputError(f"{p} has CT images but no CT geometry attribute")
+                sino = _require(f, p, "ct/sinogram", "the CT measurements")
+                v = len(geometry.get("angles") or []) or geometry.get("n_views")
+                expect(sino, (s, v, geometry.get("det_count")), "slices × views × detector bins")
+                continue
+            if m not in sampling:
+                raise InputError(f"{p} has {m} images but no MR sampling for {m} (attribute)")
+            k = _require(f, p, f"mr/{m}/kspace", f"the {m} measurements")
+            if k.shape[0] != s:
+                raise InputError(f"{p}: mr/{m}/kspace has {k.shape[0]} slices, images {s}")
+            checked.append(k)
+            if sampling[m].get("type") == "CartesianMask":
+                mask = _require(f, p, f"mr/{m}/mask", f"the {m} sampling mask")
+                expect(mask, (s, *k.shape[-2:]), "one mask per slice")
+        if finite:
+            for ds in checked:
+                _check_finite(ds, p, block)
+    return mods
 
 
 def merge_shards(

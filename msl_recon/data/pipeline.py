@@ -174,6 +174,9 @@ class SimulationRun:
     batch_size : int
         Slices per operator call.
     overwrite, progress : bool
+    allow_truncation : bool
+        Accept a CT detector that does not cover the disk inscribed in the image (projections
+        are truncated); without it such a geometry is an :class:`InputError`.
     """
 
     out_dir: Path
@@ -198,6 +201,7 @@ class SimulationRun:
     ct_backend: str = "astra"
     phantom_config: Any = None
     extra_provenance: dict[str, Any] = field(default_factory=dict)
+    allow_truncation: bool = False
 
 
 def output_paths(run: SimulationRun) -> dict[str, Path]:
@@ -250,13 +254,32 @@ def _tasks(run: SimulationRun) -> list[SubjectTask]:
     ]
 
 
+def detector_coverage(g: Any) -> tuple[float, float]:
+    """Radius in mm of the disk every view measures, and the required one.
+
+    Returns
+    -------
+    covered : float
+        Fan beam: ``source_origin · sin(fan half angle)``; parallel beam: half the detector width.
+    required : float
+        Fan beam: the radius of the disk inscribed in the image, ``N p / 2``; parallel beam: the
+        same (the geometry's own check).
+    """
+    required = g.image_size * g.pixel_size / 2.0
+    if hasattr(g, "fan_half_angle"):
+        covered = g.source_origin * math.sin(g.fan_half_angle)
+    else:
+        covered = g.det_count * g.det_spacing / 2.0
+    return float(covered), float(required)
+
+
 def _validate(run: SimulationRun) -> None:
     from .. import modalities
 
     if not run.modalities:
         raise InputError("no modality given")
     for m in run.modalities:
-        modalities.get(m).validate(run.spec, run.size)
+        modalities.get(m).validate(run.spec, run.size, allow_truncation=run.allow_truncation)
     if run.n_slices is not None and run.n_slices < 1:
         raise InputError(f"--slices must be ≥ 1, got {run.n_slices}")
 
@@ -300,7 +323,12 @@ def _loaded(tasks: list[SubjectTask], workers: int) -> Iterator[tuple[SubjectTas
 
 
 def run_simulation(run: SimulationRun) -> dict[str, Path]:
-    """Run a simulation and write the split files atomically; returns split → written path.
+    """Run a simulation and write the split files as one commit; returns split → written path.
+
+    The split files are written into a stage folder and published together
+    (:func:`msl_recon._io.staged_outputs`): after an interruption either the previous outputs or
+    the complete new set are in place, and the next run completes an interrupted publication and
+    removes orphaned temporaries of dead runs.
 
     Raises
     ------
@@ -310,10 +338,17 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
     import torch
     from tqdm import tqdm
 
+    from .._io import check_output_dir, recover_staged, remove_stale_temps, staged_outputs
     from .simulate import Simulator
 
     _validate(run)
+    out_dir = check_output_dir(run.out_dir)
+    recover_staged(out_dir)  # finish (or discard) the outputs of an interrupted earlier run
+    remove_stale_temps(out_dir)
     paths = output_paths(run)
+    for p in paths.values():
+        if p.exists() and p.is_dir():
+            raise InputError(f"{p} is a directory, expected a file path")
     if not run.overwrite:
         existing = [str(p) for p in paths.values() if p.exists()]
         if existing:
@@ -335,19 +370,18 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
     }
     wanted = set(SPLITS) if run.shard is not None else set(splits)
     sim = Simulator(run.spec, run.device, ct_backend=run.ct_backend)
-    written: dict[str, Path] = {}
+    written = {s: paths[s] for s in SPLITS if s in wanted}
+    # the split files are one output: staged together, published together (see _io)
+    stale = [paths[s].name for s in SPLITS if s not in wanted and paths[s].exists()]
     with contextlib.ExitStack() as stack:
+        staged = stack.enter_context(
+            staged_outputs(out_dir, [p.name for p in written.values()], remove=stale)
+        )
         writers: dict[str, SplitWriter] = {}
-        for s in SPLITS:
-            if s not in wanted:
-                continue
-            from .._io import atomic_path
-
-            tmp = stack.enter_context(atomic_path(paths[s]))
+        for s, p in written.items():
             writers[s] = stack.enter_context(
-                SplitWriter(tmp, _attrs(run, s, provenance), compression=run.compression)
+                SplitWriter(staged[p.name], _attrs(run, s, provenance), compression=run.compression)
             )
-            written[s] = paths[s]
         bar = tqdm(
             total=len(tasks),
             unit="subject",

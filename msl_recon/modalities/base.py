@@ -142,9 +142,9 @@ class Modality(abc.ABC):
         raise InputError(f"modality {self.name!r} cannot be simulated from the phantom")
 
     # ------------------------------------------------------------------ acquisition
-    def validate(self, sim: Any, size: int) -> None:  # noqa: B027 - optional hook
+    def validate(self, sim: Any, size: int, **flags: Any) -> None:  # noqa: B027 - optional hook
         """Raise ``InputError`` if the simulation settings ``sim`` cannot make this modality's
-        data for ``size``² images."""
+        data for ``size``² images (``flags``: e.g. ``allow_truncation``)."""
 
     @abc.abstractmethod
     def file_attrs(self, sim: Any) -> dict[str, Any]:

@@ -124,15 +124,29 @@ class CTModality(Modality):
         return np.asarray(self.to_unit(subject.ct_hu), dtype=np.float32)
 
     # ------------------------------------------------------------------ acquisition
-    def validate(self, sim: Any, size: int) -> None:
+    def validate(self, sim: Any, size: int, **flags: Any) -> None:
+        import warnings
+
+        from ..data.pipeline import detector_coverage
+
         g = getattr(sim, "geometry", None)
         if g is None:
             raise InputError("CT needs a geometry (SimulationSpec.geometry)")
         if g.image_size != size:
             raise InputError(
-                f"mismatched geometry: the CT geometry is for {g.image_size}² images but the "
-                f"images are {size}²"
+                f"mismatched geometry: the CT geometry is for {g.image_size}² images but --size "
+                f"is {size}"
             )
+        covered, required = detector_coverage(g)
+        if covered < required * (1 - 1e-9):
+            msg = (
+                f"the CT detector covers a disk of radius {covered:.1f} mm, less than the "
+                f"{required:.1f} mm disk inscribed in the {2 * required:.1f} mm image: every "
+                "projection would be truncated"
+            )
+            if not flags.get("allow_truncation", False):
+                raise InputError(f"{msg}; widen the detector or pass --allow-truncation")
+            warnings.warn(msg, stacklevel=3)
 
     def file_attrs(self, sim: Any) -> dict[str, Any]:
         from ..data.simulate import MU_PER_UNIT

@@ -192,7 +192,7 @@ class MRIModality(Modality):
         return np.asarray(subject.mr[self.name], dtype=np.float32)
 
     # ------------------------------------------------------------------ acquisition
-    def validate(self, sim: Any, size: int) -> None:
+    def validate(self, sim: Any, size: int, **flags: Any) -> None:
         s = (getattr(sim, "sampling", None) or {}).get(self.name)
         if s is None:
             raise InputError(f"no MR sampling for {self.name}")

@@ -214,9 +214,10 @@ class PETModality(Modality):
 
     # ------------------------------------------------------------------ acquisition
     def _acq(self, sim: Any, size: int) -> PETAcquisition:
-        return PETAcquisition.from_options((getattr(sim, "options", None) or {}).get("pet", {}), size)
+        options = (getattr(sim, "options", None) or {}).get("pet", {})
+        return PETAcquisition.from_options(options, size)
 
-    def validate(self, sim: Any, size: int) -> None:
+    def validate(self, sim: Any, size: int, **flags: Any) -> None:
         self._acq(sim, size)
 
     def file_attrs(self, sim: Any) -> dict[str, Any]:

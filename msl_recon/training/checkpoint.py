@@ -16,13 +16,22 @@ tensors (so it loads with ``weights_only=True``):
     Number of completed optimiser steps.
 ``config``, ``train_args``, ``modalities``, ``geometry``, ``sampling``
     Everything needed to rebuild the model and its physics without the training data.
+``checksum``
+    ``{"sha256": hex}`` of the content above (:func:`content_digest`), verified on load, so a
+    damaged file is never resumed silently. Files without it (older msl-recon) load unverified.
+
+A run directory holds ``last.pt`` (rewritten at every checkpoint) and ``ckpt_<iteration>.pt``
+(periodic copies). :func:`load_latest_checkpoint` falls back to the newest valid ``ckpt_*.pt``
+when ``last.pt`` is damaged.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +47,11 @@ __all__ = [
     "capture_rng_state",
     "config_from_dict",
     "config_to_dict",
+    "content_digest",
     "latest_checkpoint",
+    "list_checkpoints",
     "load_checkpoint",
+    "load_latest_checkpoint",
     "restore_rng_state",
     "save_checkpoint",
 ]
@@ -103,6 +115,35 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     random.setstate((int(version), tuple(int(v) for v in internal), gauss))
 
 
+def _feed(h: Any, obj: Any) -> None:
+    """Hash ``obj`` canonically: dicts by sorted key, sequences in order, tensors by bytes."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(obj.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}".encode())
+        for k in sorted(obj, key=str):
+            h.update(f"K{k!s}".encode())
+            _feed(h, obj[k])
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"L{len(obj)}".encode())
+        for v in obj:
+            _feed(h, v)
+    elif isinstance(obj, np.ndarray):
+        h.update(f"A{obj.dtype}{obj.shape}".encode())
+        h.update(np.ascontiguousarray(obj).tobytes())
+    else:
+        h.update(f"V{type(obj).__name__}:{obj!r}".encode())
+
+
+def content_digest(state: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a checkpoint's content, excluding its ``checksum`` entry."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k != "checksum"})
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file + rename).
 
@@ -119,6 +160,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
         The written file.
     """
     payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
+    payload.pop("checksum", None)
+    payload["checksum"] = {"sha256": content_digest(payload)}
     target = Path(path)
     with atomic_path(target) as tmp:
         torch.save(payload, tmp)
@@ -136,7 +179,8 @@ def load_checkpoint(
     Raises
     ------
     InputError
-        If the file is missing, unreadable or not an msl-recon checkpoint.
+        If the file is missing, unreadable, not an msl-recon checkpoint, or damaged (its content
+        does not match the stored checksum).
     """
     p = Path(path)
     if not p.is_file():
@@ -153,7 +197,54 @@ def load_checkpoint(
             f"{p} has checkpoint version {data.get('version')}, this msl-recon reads "
             f"≤ {CHECKPOINT_VERSION}; upgrade msl-recon"
         )
+    stored = data.get("checksum")
+    if isinstance(stored, dict) and stored.get("sha256") != content_digest(data):
+        raise InputError(f"checkpoint {p} is damaged: its content does not match its checksum")
     return data
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Checkpoints of a run, newest first: ``last.pt``, then ``ckpt_*.pt`` by iteration."""
+    d = Path(run_dir)
+    out = [d / "last.pt"] if (d / "last.pt").is_file() else []
+    return out + sorted(d.glob("ckpt_*.pt"), reverse=True)
+
+
+def load_latest_checkpoint(
+    run_dir: str | os.PathLike, *, map_location: str | torch.device | None = "cpu"
+) -> tuple[dict[str, Any], Path]:
+    """The newest readable checkpoint of a run: ``last.pt``, else the newest valid ``ckpt_*.pt``.
+
+    A damaged ``last.pt`` gives a warning naming the file used instead.
+
+    Returns
+    -------
+    state : dict
+    path : Path
+        The file loaded.
+
+    Raises
+    ------
+    InputError
+        If the run has no checkpoint, or none of them is readable.
+    """
+    paths = list_checkpoints(run_dir)
+    if not paths:
+        raise InputError(f"no checkpoint in {run_dir}")
+    errors: list[str] = []
+    for p in paths:
+        try:
+            data = load_checkpoint(p, map_location=map_location)
+        except InputError as exc:
+            errors.append(str(exc))
+            continue
+        if errors:
+            warnings.warn(
+                f"{errors[0]}; resuming from {p.name} (iteration {data.get('iteration')})",
+                stacklevel=2,
+            )
+        return data, p
+    raise InputError("; ".join(errors) + "; no valid checkpoint left to resume from")
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:

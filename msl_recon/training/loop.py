@@ -14,6 +14,7 @@ ends with bit-identical weights to an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -32,7 +33,8 @@ from .checkpoint import (
     capture_rng_state,
     config_from_dict,
     config_to_dict,
-    load_checkpoint,
+    list_checkpoints,
+    load_latest_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
@@ -131,30 +133,35 @@ class TrainOptions:
         Directory with ``train.h5`` (and optionally ``val.h5``).
     out : path
         Run directory: ``last.pt``, ``ckpt_<iteration>.pt``, ``log.csv``, ``tb/``.
-    config : str or MSLConfig
-        ``"small"``, ``"paper"`` or a TOML/YAML file.
+    config : str or MSLConfig, optional
+        ``"small"``, ``"paper"`` or a TOML/YAML file (default ``"small"``; on resume: the run's).
     modalities : tuple of str, optional
         Modalities in config order (default: the config's, else all in the data).
     iterations, batch_size, lr : optional
-        Override the config's values.
-    seed : int
-        Seed of initialisation, data order and randomisation.
+        Override the config's values (must be positive).
+    seed : int, optional
+        Seed of initialisation, data order and randomisation (default 0).
     device : str, optional
         ``cpu``, ``cuda`` or ``None`` (auto).
     checkpoint_every, val_every, log_every : int
         Periods in iterations (0 disables periodic checkpoints/validation).
+    checkpoint_minutes : float
+        Also write ``last.pt`` when this many minutes passed since the last checkpoint (0
+        disables), so that a long run is resumable early whatever ``checkpoint_every`` is.
     val_samples : int
         Validation slices evaluated (the first ones of ``val.h5``).
     resume : bool
-        Continue from ``<out>/last.pt``.
+        Continue from ``<out>/last.pt`` (a damaged one: from the newest valid ``ckpt_*.pt``).
+        Options that change the run (config, modalities, batch size, lr, seed, randomisation)
+        must be left unset or equal the stored ones.
     overwrite : bool
         Allow a non-empty run directory to be reused from scratch.
     random_views : tuple of int, optional
         Candidate view counts drawn per batch (subsets of the stored views).
     random_acceleration : tuple of float, optional
         Candidate Cartesian accelerations drawn per batch.
-    modality_dropout : float
-        Probability that a batch keeps a single modality.
+    modality_dropout : float, optional
+        Probability that a batch keeps a single modality (default 0).
     stop_after : int, optional
         Stop (with a checkpoint) after this iteration although ``iterations`` is larger:
         simulates an interruption (tests) or splits a run into chunks.
@@ -168,14 +175,15 @@ class TrainOptions:
 
     data: Path
     out: Path
-    config: Any = "small"
+    config: Any = None
     modalities: tuple[str, ...] | None = None
     iterations: int | None = None
     batch_size: int | None = None
     lr: float | None = None
-    seed: int = 0
+    seed: int | None = None
     device: str | None = None
     checkpoint_every: int = 500
+    checkpoint_minutes: float = 5.0
     val_every: int = 500
     log_every: int = 10
     val_samples: int = 8
@@ -183,7 +191,7 @@ class TrainOptions:
     overwrite: bool = False
     random_views: tuple[int, ...] | None = None
     random_acceleration: tuple[float, ...] | None = None
-    modality_dropout: float = 0.0
+    modality_dropout: float | None = None
     stop_after: int | None = None
     progress: bool = True
     tensorboard: bool = True
@@ -240,33 +248,114 @@ def _cfg(cfg: Any, name: str, default: Any) -> Any:
 
 # ---------------------------------------------------------------------------- training
 def _open_datasets(opts: TrainOptions, modalities: tuple[str, ...] | None) -> tuple[Any, Any]:
+    from .._io import recover_staged
     from ..data.dataset import MSLDataset
+    from ..data.hdf5 import validate as validate_file
 
     data = Path(opts.data)
+    with contextlib.suppress(OSError):  # split files of a simulate killed while publishing
+        recover_staged(data if data.is_dir() else data.parent)
     train_path = data / "train.h5" if data.is_dir() else data
     if not train_path.is_file():
         raise InputError(f"training data {train_path} does not exist (expected DIR/train.h5)")
+    # schema (every requested modality), shapes and finiteness, before any work
+    mods = validate_file(train_path, modalities)
     try:
-        train_ds = MSLDataset(train_path, modalities=modalities)
+        train_ds = MSLDataset(train_path, modalities=mods)
     except InputError:
         raise
     except (OSError, KeyError, ValueError) as exc:
         raise InputError(f"cannot open {train_path}: {exc}") from exc
     val_path = train_path.parent / "val.h5"
-    val_ds = MSLDataset(val_path, modalities=train_ds.modalities) if val_path.is_file() else None
+    val_ds = None
+    if val_path.is_file():
+        validate_file(val_path, train_ds.modalities)
+        val_ds = MSLDataset(val_path, modalities=train_ds.modalities)
     return train_ds, val_ds
 
 
 def _prepare_run_dir(opts: TrainOptions, info: DistInfo) -> Path:
-    out = Path(opts.out)
+    from .._io import check_output_dir, remove_stale_temps
+
+    out = check_output_dir(opts.out)
     if info.is_main:
+        started = out.is_dir() and (out / "log.csv").is_file()
         if opts.resume:
-            if not (out / "last.pt").is_file():
+            if not list_checkpoints(out):
+                if started:
+                    raise InputError(
+                        f"--resume: {out} holds no checkpoint yet (the run stopped before its "
+                        "first one); start it again with --overwrite"
+                    )
                 raise InputError(f"--resume: no checkpoint {out / 'last.pt'}")
         elif out.exists() and any(out.iterdir()) and not opts.overwrite:
+            if started and not list_checkpoints(out):
+                raise InputError(
+                    f"run directory {out} holds a run that stopped before its first checkpoint;"
+                    " pass --overwrite to start it again"
+                )
             raise InputError(f"run directory {out} is not empty; pass --overwrite or --resume")
-        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out)  # orphans of killed runs (e.g. .last.pt.<pid>.*.tmp)
     return out
+
+
+def _check_positive(opts: TrainOptions) -> None:
+    for name in ("iterations", "batch_size", "lr"):
+        v = getattr(opts, name)
+        if v is not None and not (float(v) > 0 and math.isfinite(float(v))):
+            raise InputError(f"--{name.replace('_', '-')} must be > 0, got {v}")
+    if opts.checkpoint_minutes < 0:
+        raise InputError(f"--checkpoint-minutes must be ≥ 0, got {opts.checkpoint_minutes}")
+
+
+def _check_resume_options(opts: TrainOptions, ckpt: dict[str, Any], cfg: Any) -> None:
+    """Refuse options a resumed run cannot honour: they must be unset or equal the stored ones."""
+    saved = ckpt.get("train_args", {})
+    bad: list[str] = []
+
+    def differs(flag: str, given: Any, stored: Any) -> None:
+        if given is not None and given != stored:
+            bad.append(f"{flag} {given} (the run has {stored})")
+
+    differs("--seed", opts.seed, saved.get("seed"))
+    differs("--batch-size", opts.batch_size, saved.get("batch_size"))
+    differs("--lr", None if opts.lr is None else float(opts.lr), saved.get("lr"))
+    differs(
+        "--modalities",
+        None if opts.modalities is None else ",".join(canonical_modalities(opts.modalities) or ()),
+        ",".join(ckpt.get("modalities", [])),
+    )
+    for flag, name in (
+        ("--random-views", "random_views"),
+        ("--random-acceleration", "random_acceleration"),
+    ):
+        given = getattr(opts, name)
+        differs(flag, None if given is None else list(given), list(saved.get(name) or []))
+    differs("--modality-dropout", opts.modality_dropout, saved.get("modality_dropout", 0.0))
+    if opts.loss_weights is not None and dict(opts.loss_weights) != dict(
+        saved.get("loss_weights") or {}
+    ):
+        bad.append("loss weights")
+    if opts.config is not None:
+        try:
+            given_cfg = resolve_config(opts.config)
+            given_cfg = _with_fields(
+                given_cfg, modalities=tuple(cfg.modalities), image_size=cfg.image_size
+            )
+            same = config_to_dict(given_cfg) == config_to_dict(cfg)
+        except (InputError, ValueError, TypeError):
+            same = False
+        if not same:
+            bad.append(
+                f"--config {opts.config if isinstance(opts.config, str) else '<object>'}"
+                " (differs from the run's stored config)"
+            )
+    if bad:
+        raise InputError(
+            "--resume continues the stored run and cannot honour: "
+            + "; ".join(bad)
+            + ". Drop these options (or start a new run in another directory)"
+        )
 
 
 def train(opts: TrainOptions) -> TrainResult:
@@ -288,6 +377,7 @@ def train(opts: TrainOptions) -> TrainResult:
     """
     from ..model import MSLNet, build_operators
 
+    _check_positive(opts)
     device = resolve_device(opts.device)
     if opts.num_threads:
         torch.set_num_threads(int(opts.num_threads))
@@ -306,13 +396,14 @@ def _train(
     run_dir = _prepare_run_dir(opts, info)
     ckpt: dict[str, Any] | None = None
     if opts.resume:
-        ckpt = load_checkpoint(run_dir / "last.pt", map_location="cpu")
+        ckpt, _ = load_latest_checkpoint(run_dir, map_location="cpu")
         cfg = config_from_dict(ckpt["config"])
+        _check_resume_options(opts, ckpt, cfg)
         modalities = tuple(ckpt["modalities"])
         saved = ckpt.get("train_args", {})
-        seed = int(saved.get("seed", opts.seed))
+        seed = int(saved.get("seed", 0))
         batch_size = int(saved.get("batch_size"))
-        iterations = int(opts.iterations or saved.get("iterations"))
+        iterations = int(saved["iterations"] if opts.iterations is None else opts.iterations)
         # exact resume: the randomisation and loss settings of the run, not of the command line
         opts = dataclasses.replace(
             opts,
@@ -322,29 +413,36 @@ def _train(
             loss_weights=dict(saved.get("loss_weights") or {}) or None,
         )
     else:
-        cfg = resolve_config(opts.config)
-        modalities = (
-            canonical_modalities(opts.modalities)
-            or tuple(_cfg(cfg, "modalities", ()) or ())
-            or None
+        cfg = resolve_config("small" if opts.config is None else opts.config)
+        modalities = canonical_modalities(opts.modalities)
+        if modalities is None:
+            modalities = tuple(_cfg(cfg, "modalities", ()) or ()) or None
+        seed = 0 if opts.seed is None else int(opts.seed)
+        batch_size = int(_cfg(cfg, "batch_size", 4) if opts.batch_size is None else opts.batch_size)
+        iterations = int(
+            _cfg(cfg, "iterations", 1000) if opts.iterations is None else opts.iterations
         )
-        seed = int(opts.seed)
-        batch_size = int(opts.batch_size or _cfg(cfg, "batch_size", 4))
-        iterations = int(opts.iterations or _cfg(cfg, "iterations", 1000))
-    train_ds, val_ds = _open_datasets(opts, modalities)
+        opts = dataclasses.replace(opts, modality_dropout=float(opts.modality_dropout or 0.0))
+    train_ds, val_ds = _open_datasets(opts, modalities)  # validated before the run dir exists
     modalities = tuple(train_ds.modalities) if modalities is None else modalities
     missing = [m for m in modalities if m not in train_ds.modalities]
     if missing:
         raise InputError(f"modalities {missing} not in the training data {train_ds.modalities}")
+    n_px = int(train_ds[0][modalities[0]].shape[-1])
+    if ckpt is not None and int(_cfg(cfg, "image_size", n_px)) != n_px:
+        raise InputError(
+            f"--resume: the run was trained on {_cfg(cfg, 'image_size', n_px)}² images but "
+            f"{opts.data} holds {n_px}² images; resume with the run's data"
+        )
     if ckpt is None:
-        n_px = int(train_ds[0][modalities[0]].shape[-1])
         try:
             cfg = _with_fields(cfg, modalities=modalities, image_size=n_px)
         except ValueError as exc:
             raise InputError(f"the config does not fit the data ({n_px}² images): {exc}") from exc
-    lr = float(opts.lr) if (opts.lr and ckpt is None) else float(_cfg(cfg, "lr", 2e-4))
     if ckpt is not None:
-        lr = float(ckpt["train_args"].get("lr", lr))
+        lr = float(ckpt["train_args"].get("lr", _cfg(cfg, "lr", 2e-4)))
+    else:
+        lr = float(_cfg(cfg, "lr", 2e-4) if opts.lr is None else opts.lr)
 
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - the legacy global state, for user code
@@ -362,9 +460,15 @@ def _train(
     )
     iteration, consumed = 0, 0
     if ckpt is not None:
-        net.load_state_dict(ckpt["model"])
-        optim.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
+        try:
+            net.load_state_dict(ckpt["model"])
+            optim.load_state_dict(ckpt["optimizer"])
+            sched.load_state_dict(ckpt["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(
+                f"--resume: the weights in {run_dir} do not match the run's stored config ({first})"
+            ) from exc
         iteration = int(ckpt["iteration"])
         consumed = int(ckpt["data_state"]["consumed"])
         restore_rng_state(ckpt["rng"])
@@ -394,6 +498,9 @@ def _train(
         "data": str(opts.data),
         "loss_weights": dict(weights or {}),
     }
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    barrier(info)
     logger = RunLogger(
         run_dir,
         enabled=info.is_main,
@@ -410,7 +517,21 @@ def _train(
 
         bar = tqdm(total=iterations, initial=iteration, desc="train", unit="it", dynamic_ncols=True)
 
+    last_save = time.monotonic()
+
+    def time_due() -> bool:
+        """Whether ``checkpoint_minutes`` passed (rank 0's clock decides for every rank)."""
+        due = bool(opts.checkpoint_minutes) and (
+            time.monotonic() - last_save >= 60.0 * float(opts.checkpoint_minutes)
+        )
+        if info.enabled:
+            flag = torch.tensor(float(due and info.is_main), device=device)
+            due = float(all_reduce_mean(flag, info)) > 0
+        return due
+
     def checkpoint(name_iter: bool) -> None:
+        nonlocal last_save
+        last_save = time.monotonic()
         sums = replica_checksums(net, info)  # collective: every rank takes part
         if len(set(sums)) != 1:
             raise RuntimeError(f"DDP replicas diverged at iteration {iteration}: checksums {sums}")
@@ -465,7 +586,10 @@ def _train(
             consumed += global_batch
             loss = float(all_reduce_mean(total.detach().float(), info))
             if not math.isfinite(loss):
-                raise RuntimeError(f"training diverged: loss {loss} at iteration {iteration}")
+                raise RuntimeError(
+                    f"training diverged: loss {loss} at iteration {iteration} (the data passed "
+                    "the finiteness check; lower --lr or resume from an earlier checkpoint)"
+                )
             result.losses.append(loss)
             if bar is not None:
                 bar.update(1)
@@ -491,7 +615,7 @@ def _train(
                         )
                 barrier(info)
             periodic = opts.checkpoint_every and iteration % opts.checkpoint_every == 0
-            if periodic or iteration == end:
+            if periodic or iteration == end or time_due():
                 checkpoint(bool(periodic))
                 barrier(info)
     finally:

@@ -220,33 +220,34 @@ def test_exception_mid_run_leaves_no_output(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_sigkill_mid_write_leaves_no_output(tmp_path):
+def test_sigkill_mid_write_leaves_no_output_and_rerun_completes(tmp_path):
     out = tmp_path / "o"
-    code = (
-        "from msl_recon.cli.main import main; "
-        f"main(['simulate', '--size', '32', '--subjects', '40', '--slices', '4', "
-        f"'--views', '8', '-q', '--out', {str(out)!r}])"
-    )
+    args = ["simulate", "--size", "32", "--subjects", "40", "--slices", "4", "--views", "8", "-q",
+            "--out", str(out)]  # fmt: skip
+    code = f"from msl_recon.cli.main import main; main({args!r})"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
     try:
         deadline = time.time() + 120
-        # wait until slices are being written into the temporary files
+        # wait until slices are being written into the staged files
         while time.time() < deadline:
-            tmps = list(out.glob(".*.tmp")) if out.exists() else []
-            if tmps and max(t.stat().st_size for t in tmps) > 20_000:
+            staged = list(out.glob(".staging.*.tmp/*.h5")) if out.exists() else []
+            if staged and max(t.stat().st_size for t in staged) > 20_000:
                 break
             assert proc.poll() is None, "simulation finished before it could be killed"
             time.sleep(0.2)
         else:
-            pytest.fail("no temporary output appeared")
+            pytest.fail("no staged output appeared")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    assert list(out.glob("*.h5")) == []  # only hidden *.tmp leftovers, never a split file
+    assert list(out.glob("*.h5")) == []  # only the hidden stage is left, never a split file
+    # the same command again: cleans the dead run's stage and completes
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["test.h5", "train.h5", "val.h5"]
 
 
 @pytest.mark.slow

@@ -97,3 +97,43 @@ def test_bad_checkpoints_raise_user_error(tmp_path) -> None:
     torch.save({"some": 1}, tmp_path / "foreign.pt")
     with pytest.raises(InputError, match="not an msl-recon checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
+
+
+def _state(seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {"model": {"w": torch.randn(1000, generator=g)}, "iteration": seed, "config": {}}
+
+
+def test_bit_flip_is_detected(tmp_path) -> None:
+    p = save_checkpoint(tmp_path / "last.pt", _state())
+    raw = bytearray(p.read_bytes())
+    w = load_checkpoint(p)["model"]["w"].numpy().tobytes()
+    at = raw.find(w)
+    assert at > 0  # the tensor is stored uncompressed
+    raw[at + 1234] ^= 0x10
+    p.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="damaged"):
+        load_checkpoint(p)
+    # a content change that keeps the container valid is caught by the checksum
+    data = torch.load(save_checkpoint(tmp_path / "b.pt", _state()))
+    data["model"]["w"][7] += 1e-3
+    torch.save(data, tmp_path / "b.pt")
+    with pytest.raises(InputError, match="damaged: its content does not match its checksum"):
+        load_checkpoint(tmp_path / "b.pt")
+
+
+def test_damaged_last_falls_back_to_newest_valid_ckpt(tmp_path) -> None:
+    from msl_recon.training.checkpoint import load_latest_checkpoint
+
+    for it in (1, 2):
+        save_checkpoint(tmp_path / f"ckpt_{it:07d}.pt", _state(it))
+    save_checkpoint(tmp_path / "last.pt", _state(3))
+    assert load_latest_checkpoint(tmp_path)[1].name == "last.pt"
+    (tmp_path / "last.pt").write_bytes(b"\0" * 100)  # torn / damaged
+    with pytest.warns(UserWarning, match="resuming from ckpt_0000002.pt"):
+        data, path = load_latest_checkpoint(tmp_path)
+    assert path.name == "ckpt_0000002.pt" and data["iteration"] == 2
+    for p in tmp_path.glob("*.pt"):
+        p.write_bytes(b"junk")
+    with pytest.raises(InputError, match="no valid checkpoint"):
+        load_latest_checkpoint(tmp_path)

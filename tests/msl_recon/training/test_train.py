@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -55,9 +56,10 @@ def test_interrupt_and_resume_is_bit_identical(tiny_data, tmp_path) -> None:
     full = train(_opts(tiny_data, tmp_path / "full", iterations=3, **rand))
     part = train(_opts(tiny_data, tmp_path / "part", iterations=3, stop_after=1, **rand))
     assert part.iteration == 1
-    rest = train(
-        _opts(tiny_data, tmp_path / "part", config="ignored-on-resume", iterations=3, resume=True)
-    )
+    # on resume the stored settings rule; given again they must equal the stored ones
+    with pytest.raises(InputError, match="cannot honour: --config"):
+        train(_opts(tiny_data, tmp_path / "part", config="paper", iterations=3, resume=True))
+    rest = train(_opts(tiny_data, tmp_path / "part", **rand, iterations=3, resume=True))
     assert rest.iteration == 3
     assert rest.losses == full.losses[1:]
     a = load_checkpoint(tmp_path / "full" / "last.pt")
@@ -125,3 +127,30 @@ def test_ddp_two_gloo_processes_keep_replicas_identical(tiny_data, tmp_path) -> 
     step = sum(float((one["model"][k] - init[k]).square().sum()) for k in keys) ** 0.5
     assert step > 0
     assert diff / step < 0.05, (diff, step)
+
+
+def test_checkpoints_by_time_and_fallback_on_damaged_last(tiny_data, tmp_path, monkeypatch) -> None:
+    from msl_recon.training import loop
+
+    saved: list[tuple[str, int]] = []
+    real = loop.save_checkpoint
+
+    def spy(path, state):
+        saved.append((Path(path).name, int(state["iteration"])))
+        return real(path, state)
+
+    monkeypatch.setattr(loop, "save_checkpoint", spy)
+    train(_opts(tiny_data, tmp_path / "a", iterations=3, checkpoint_minutes=0.0))
+    assert saved == [("last.pt", 3)]  # count-based off, time-based off: only the final one
+    saved.clear()
+    train(_opts(tiny_data, tmp_path / "b", iterations=3, checkpoint_minutes=1e-9))
+    assert saved == [("last.pt", 1), ("last.pt", 2), ("last.pt", 3)]  # the clock is always due
+    # a damaged last.pt: resume from the newest valid ckpt_*.pt, with a warning
+    out = tmp_path / "c"
+    train(_opts(tiny_data, out, iterations=2, checkpoint_every=1))
+    (out / "last.pt").write_bytes((out / "last.pt").read_bytes()[:-100])
+    with pytest.warns(UserWarning, match="resuming from ckpt_0000002.pt"):
+        res = train(_opts(tiny_data, out, config=None, iterations=3, resume=True))
+    assert res.iteration == 3 and len(res.losses) == 1
+    with pytest.raises(InputError, match="--checkpoint-minutes"):
+        train(_opts(tiny_data, tmp_path / "d", checkpoint_minutes=-1.0))
