@@ -151,7 +151,7 @@ def test_bad_arguments(run_dir, tmp_path, capsys):
     gfile.write_text("{not json")
     assert main(["simulate", "-q", "--out", str(tmp_path / "x"), "--geometry", str(gfile)]) == 2
     assert "geometry JSON" in _error_line(capsys)
-    assert main(["simulate", *TINY, "--out", str(tmp_path / "x"), "--modalities", "pet"]) == 2
+    assert main(["simulate", *TINY, "--out", str(tmp_path / "x"), "--modalities", "spect"]) == 2
     _error_line(capsys)
     assert main(["simulate", *TINY, "--out", str(tmp_path / "x"), "--acceleration", "0.5"]) == 2
     _error_line(capsys)

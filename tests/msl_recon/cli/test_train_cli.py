@@ -46,7 +46,7 @@ def test_train_then_resume(setup, tmp_path, capsys) -> None:
     ("extra", "message"),
     [
         (["--data", "/nonexistent/dir"], "does not exist"),
-        (["--modalities", "ct,pet"], "unknown modality"),
+        (["--modalities", "ct,spect"], "unknown modality"),
         (["--random-views", "0,8"], "≥ 1"),
         (["--random-acceleration", "0.5"], "≥ 1"),
         (["--config", "nonexistent.toml"], "neither"),

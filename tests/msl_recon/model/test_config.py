@@ -41,7 +41,7 @@ def test_dict_roundtrip_and_validation():
     with pytest.raises(ValueError, match="unknown MSLConfig keys"):
         MSLConfig.from_dict({**d, "wdith": 3})
     with pytest.raises(ValueError, match="unknown modality"):
-        MSLConfig(modalities=("ct", "pet"))
+        MSLConfig(modalities=("ct", "spect"))
     with pytest.raises(ValueError, match="divisible"):
         MSLConfig(image_size=100)
     with pytest.raises(ValueError, match="up_channels"):

@@ -44,7 +44,7 @@ def test_canonical_modalities() -> None:
     assert canonical_modalities(" T2 ,ct") == ("t2", "ct")
     assert canonical_modalities(None) is None
     with pytest.raises(InputError, match="unknown modality"):
-        canonical_modalities("ct,pet")
+        canonical_modalities("ct,spect")
     with pytest.raises(InputError, match="twice"):
         canonical_modalities("mr,t1")
 
