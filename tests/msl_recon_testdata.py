@@ -73,33 +73,10 @@ def write_tiny_split(path: Path, split: str, n: int, seed: int) -> None:
 
 
 def tiny_config(**overrides: object):
-    """An MSLConfig of a few thousand parameters for 32² images."""
+    """The shipped ``tiny`` MSLConfig (32², a few thousand parameters), with ``overrides``."""
     from msl_recon.model import MSLConfig
 
-    kw = dict(
-        modalities=("ct", "t1"),
-        image_size=TINY_N,
-        enc_channels=(4, 8, 8),
-        enc_res_blocks=1,
-        patch_size=4,
-        width=16,
-        depth=1,
-        heads=2,
-        head_dim=8,
-        mlp_dim=32,
-        dropout=0.1,
-        up_channels=(8, 8),
-        dec_res_blocks=1,
-        dec_channels=(8, 4),
-        lambda_embed=8,
-        lr=2e-3,
-        lr_step=5,
-        lr_gamma=0.5,
-        iterations=6,
-        batch_size=2,
-    )
-    kw.update(overrides)
-    return MSLConfig(**kw)
+    return MSLConfig.named("tiny", **overrides)
 
 
 def make_checkpoint(path: Path, data_dir: Path, **cfg_overrides: object) -> Path:

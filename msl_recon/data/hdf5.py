@@ -188,12 +188,6 @@ def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
 _CHECK_BLOCK = 64
 
 
-def _require(f: Any, path: Path, name: str, why: str) -> Any:
-    if name not in f:
-        raise InputError(f"{path} has no dataset {name} ({why}); it is not a complete dataset")
-    return f[name]
-
-
 def _check_finite(ds: Any, path: Path, block: int) -> None:
     """Raise if any element of a float/complex dataset is NaN or ±inf (read in slice blocks)."""
     if ds.dtype.kind not in "fc":
@@ -226,8 +220,8 @@ def validate(
         A split file.
     modalities : sequence of str, optional
         Modalities the caller will use (default: every stored one). Each needs its image
-        ``images/<m>`` and its raw data: ``ct/sinogram`` and a ``geometry`` attribute for
-        ``ct``; ``mr/<m>/kspace``, a ``sampling`` entry and (Cartesian) ``mr/<m>/mask`` for MR.
+        ``images/<m>`` and the raw data its plug-in checks
+        (:meth:`msl_recon.modalities.Modality.check_file`).
     finite : bool
         Also scan every float/complex dataset for NaN/inf, ``block`` slices at a time.
     block : int
@@ -245,15 +239,15 @@ def validate(
     """
     import h5py
 
+    from .. import modalities as registry
+
     p = Path(path)
     attrs = read_attrs(p)
-    sampling = attrs.get("sampling") or {}
-    geometry = attrs.get("geometry")
     with h5py.File(p, "r") as f:
-        stored = tuple(m for m in ("ct", "t1", "t2") if f"images/{m}" in f)
-        mods = stored if modalities is None else tuple(modalities)
+        stored = tuple(m for m in registry.names() if f"images/{m}" in f)
+        mods = stored if modalities is None else tuple(registry.get(m).name for m in modalities)
         if not mods:
-            raise InputError(f"{p} holds no images (no images/ct, images/t1 or images/t2)")
+            raise InputError(f"{p} holds no images (no images/<modality> dataset)")
         missing = [m for m in mods if m not in stored]
         if missing:
             raise InputError(
@@ -265,36 +259,18 @@ def validate(
             raise InputError(f"{p}: images/{mods[0]} has shape {shape}, expected (S, N, N)")
         s, n = int(shape[0]), int(shape[1])
         checked: list[Any] = []
-
-        def expect(ds: Any, want: tuple[int | None, ...], what: str) -> None:
-            got = tuple(ds.shape)
-            if len(got) != len(want) or any(
-                w is not None and g != w for g, w in zip(got, want, strict=True)
-            ):
-                shown = tuple("?" if w is None else w for w in want)
-                raise InputError(
-                    f"{p}: {ds.name.lstrip('/')} has shape {got}, expected {shown} ({what})"
-                )
-            checked.append(ds)
-
         for m in mods:
-            expect(f[f"images/{m}"], (s, n, n), f"{s} slices of {n}² images")
-            if m == "ct":
-                if not geometry:
-                    raise InputError(f"{p} has CT images but no CT geometry attribute")
-                sino = _require(f, p, "ct/sinogram", "the CT measurements")
-                v = len(geometry.get("angles") or []) or geometry.get("n_views")
-                expect(sino, (s, v, geometry.get("det_count")), "slices × views × detector bins")
-                continue
-            if m not in sampling:
-                raise InputError(f"{p} has {m} images but no MR sampling for {m} (attribute)")
-            k = _require(f, p, f"mr/{m}/kspace", f"the {m} measurements")
-            if k.shape[0] != s:
-                raise InputError(f"{p}: mr/{m}/kspace has {k.shape[0]} slices, images {s}")
-            checked.append(k)
-            if sampling[m].get("type") == "CartesianMask":
-                mask = _require(f, p, f"mr/{m}/mask", f"the {m} sampling mask")
-                expect(mask, (s, *k.shape[-2:]), "one mask per slice")
+            img = f[f"images/{m}"]
+            if tuple(img.shape) != (s, n, n):
+                raise InputError(
+                    f"{p}: images/{m} has shape {tuple(img.shape)}, expected {(s, n, n)} "
+                    f"({s} slices of {n}² images)"
+                )
+            checked.append(img)
+            try:
+                checked += registry.get(m).check_file(f, attrs, s)
+            except InputError as exc:
+                raise InputError(f"{p}: {exc}") from None
         if finite:
             for ds in checked:
                 _check_finite(ds, p, block)

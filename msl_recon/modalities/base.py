@@ -180,6 +180,23 @@ class Modality(abc.ABC):
         given one ignores it (CT takes views, MRI accelerations).
         """
 
+    def check_file(self, f: Any, attrs: Mapping[str, Any], n_slices: int) -> list[Any]:
+        """Check this modality's raw data in the open split file ``f`` (``n_slices`` slices);
+        raise ``InputError`` naming what is missing or mis-shaped. Returns the datasets whose
+        values the caller then scans for NaN/inf. Default: the group :attr:`h5_group` exists
+        and each of its per-slice datasets has ``n_slices`` rows."""
+        from ..errors import InputError
+
+        if self.h5_group not in f:
+            raise InputError(f"no {self.h5_group} group: the {self.label} measurements")
+        out = []
+        for ds in f[self.h5_group].values():
+            if hasattr(ds, "shape") and len(ds.shape) and ds.shape[0] != n_slices:
+                raise InputError(f"{ds.name.lstrip('/')} has {ds.shape[0]} slices, not {n_slices}")
+            if hasattr(ds, "shape"):
+                out.append(ds)
+        return out
+
     # ------------------------------------------------------------------ physics
     @abc.abstractmethod
     def operator(

@@ -193,6 +193,22 @@ class CTModality(Modality):
             geometry = full.subset(view_idx)
         return _CTReader(geometry, view_idx)
 
+    def check_file(self, f: Any, attrs: Mapping[str, Any], n_slices: int) -> list[Any]:
+        geometry = attrs.get("geometry")
+        if not geometry:
+            raise InputError("CT images but no CT geometry attribute")
+        if "ct/sinogram" not in f:
+            raise InputError("no ct/sinogram dataset (the CT measurements)")
+        sino = f["ct/sinogram"]
+        v = len(geometry.get("angles") or []) or geometry.get("n_views")
+        want = (n_slices, v, geometry.get("det_count"))
+        if tuple(sino.shape) != want:
+            raise InputError(
+                f"ct/sinogram has shape {tuple(sino.shape)}, expected {want} "
+                "(slices × views × detector bins)"
+            )
+        return [sino]
+
     # ------------------------------------------------------------------ physics
     def operator(
         self,

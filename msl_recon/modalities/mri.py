@@ -254,6 +254,29 @@ class MRIModality(Modality):
         r.spoke_keep = n_new
         return r
 
+    def check_file(self, f: Any, attrs: Mapping[str, Any], n_slices: int) -> list[Any]:
+        m = self.name
+        sampling = (attrs.get("sampling") or {}).get(m)
+        if not sampling:
+            raise InputError(f"{m} images but no MR sampling for {m} (attribute)")
+        if f"mr/{m}/kspace" not in f:
+            raise InputError(f"no mr/{m}/kspace dataset (the {m} measurements)")
+        k = f[f"mr/{m}/kspace"]
+        if k.shape[0] != n_slices:
+            raise InputError(f"mr/{m}/kspace has {k.shape[0]} slices, images {n_slices}")
+        out = [k]
+        if sampling.get("type") == "CartesianMask":
+            if f"mr/{m}/mask" not in f:
+                raise InputError(f"no mr/{m}/mask dataset (the {m} sampling mask)")
+            mask = f[f"mr/{m}/mask"]
+            want = (n_slices, *k.shape[-2:])
+            if tuple(mask.shape) != want:
+                raise InputError(
+                    f"mr/{m}/mask has shape {tuple(mask.shape)}, expected {want} (one mask per "
+                    "slice)"
+                )
+        return out
+
     # ------------------------------------------------------------------ physics
     def operator(
         self,

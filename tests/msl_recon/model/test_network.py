@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from msl_recon_testdata import tiny_config
 
 import geometries as geo
 import operators as ops
@@ -13,26 +14,8 @@ N = 32
 
 
 def tiny_cfg(modalities: tuple[str, ...] = ("ct", "t1"), **kw: object) -> MSLConfig:
-    """A 32² model with a few thousand parameters per block (fast on CPU)."""
-    base: dict[str, object] = {
-        "modalities": modalities,
-        "image_size": N,
-        "enc_channels": (4, 8, 16),
-        "enc_res_blocks": 1,
-        "patch_size": 4,
-        "width": 32,
-        "depth": 1,
-        "heads": 2,
-        "head_dim": 16,
-        "mlp_dim": 64,
-        "dropout": 0.0,
-        "up_channels": (16, 16),
-        "dec_res_blocks": 1,
-        "dec_channels": (8, 8),
-        "lambda_embed": 16,
-    }
-    base.update(kw)
-    return MSLConfig(**base)  # type: ignore[arg-type]
+    """The shipped ``tiny`` config (32², fast on CPU), without dropout."""
+    return tiny_config(**{"modalities": modalities, "dropout": 0.0, **kw})
 
 
 def geometry(n_views: int = 64) -> geo.FanBeam2D:
@@ -97,11 +80,11 @@ def test_shapes_for_1_2_3_modalities(mods, device, torch_gen):
     o = build_operators(batch, {"ct": g, **s}, device)
     assert sorted(o) == sorted(mods)
     f = net.encode(measurements(batch, mods), o)
-    assert f.fused.shape == (3, 16, N // 4, N // 4)
+    assert f.fused.shape == (3, net.cfg.enc_channels[-1], N // 4, N // 4)
     assert f.present == mods
     n = len(mods)
     for m in mods:
-        assert f.intra[m].shape == (3, (N // 4 // 4) ** 2, 32)
+        assert f.intra[m].shape == (3, (N // 4 // 4) ** 2, net.cfg.width)
     lam_scalar = 0.5 if n <= 2 else torch.full((n,), 1.0 / n)
     y = net.decode(f, lam_scalar)
     assert y.shape == (3, 1, N, N) and y.device.type == device.type
@@ -142,7 +125,7 @@ def test_constant_map_equals_scalar(extra, torch_gen):
 
 def test_three_modality_lambda_is_checked():
     net = MSLNet(tiny_cfg(("ct", "t1", "t2")))
-    f = torch.zeros(2, 16, N // 4, N // 4)
+    f = torch.zeros(2, net.cfg.enc_channels[-1], N // 4, N // 4)
     with pytest.raises(ValueError, match="simplex"):
         net.decoder(f, torch.tensor([0.5, 0.5, 0.5]))
     with pytest.raises(ValueError, match="simplex point"):
