@@ -487,16 +487,16 @@ def registration(ctx: Context) -> dict:
     for p in (5, 10, 15):
         signs = rng.choice([-1.0, 1.0], size=(len(idx), 2))
         shifts = signs * p * ctx.suite.image_size / 384  # P is in pixels of the paper's 384² grid
-        sino, moved = shifted_ct_sinograms(ds, idx, shifts, ctx.device)
+        sino, _moved = shifted_ct_sinograms(ds, idx, shifts, ctx.device)
         hybrid_ref = fuse(truth["ct"], truth[MR], 0.5)
         # MSL: the shifted CT's sinogram with the (registered-frame) MRI k-space
         imgs, _ = msl_images(
             model, ds, idx, ("ct", MR), [0.0, 0.5, 1.0], ctx.device, override={"ct_sino": sino}
         )
-        # FUSION of the misaligned ground-truth images
-        fus = fuse(moved, truth[MR], 0.5)
-        # DeepFusion on the misaligned sparse images
+        # FUSION of the misaligned *reconstructed* images (FBP of the shifted CT, zero-filled MRI)
         ct_sp = fbp_image(sino.to(ctx.device), ds.geometry).float().cpu()
+        fus = fuse(ct_sp.clamp(0, 1), sparse_mr.cpu().clamp(0, 1), 0.5)
+        # DeepFusion on the misaligned sparse images
         with torch.no_grad():
             ct_d, mr_d = df.predict(
                 ct_sp[:, None].to(ctx.device), sparse_mr[:, None].to(ctx.device)

@@ -117,6 +117,9 @@ def test_deepfusion_trains_warps_and_fuses(
     torch.testing.assert_close(model.predict(ct_sparse, mr_sparse, 1.0), mr.cpu())
     half = model.predict(ct_sparse, mr_sparse, torch.full((4, 1, n, n), 0.5))
     torch.testing.assert_close(half, (ct.cpu() + mr.cpu()) / 2)
+    # the CT network sees the sparse CT only; outputs are linear (no sigmoid) until predict
+    assert model.ct_net.down[0][0].in_channels == 1
+    assert not any(isinstance(m, torch.nn.Sigmoid) for m in model.modules())
     # after training, the CT output is closer to the aligned CT than to the shifted input frame
     err_aligned = float((ct.cpu() - ct_gt).abs().mean())
     err_shifted = float((ct.cpu() - shift_image(ct_gt, (0, 2))).abs().mean())
