@@ -202,9 +202,9 @@ def lambda_sweep(ctx: Context) -> dict:
 def _cs_weights(ctx: Context, val_ds: Any) -> dict[str, dict[str, float]]:
     """Regularisation weights of the CS baselines chosen on validation slices (grid search)."""
     from msl_recon.baselines import (
-        choose_weights,
         dtv_reconstruct,
         joint_tv_reconstruct,
+        select_weights,
         tv_ct,
         tv_mri,
     )
@@ -242,13 +242,16 @@ def _cs_weights(ctx: Context, val_ds: Any) -> dict[str, dict[str, float]]:
 
     def dtv(smp: dict, mu_ct: float, mu_mr: float, eta: float):
         r = dtv_reconstruct(
-            smp["ct_sino"], A, smp["mr_kspace"], F, mu_ct=mu_ct, mu_mr=mu_mr, eta=eta, n_iter=n // 2
+            smp["ct_sino"], A, smp["mr_kspace"], F, mu_ct=mu_ct, mu_mr=mu_mr, eta=eta, n_iter=n
         )
         return r.ct, r.mr
 
     for name, fn in (("tv", tv), ("jtv", jtv), ("dtv", dtv)):
-        best, _ = choose_weights(fn, [sample], grids[name], progress=ctx.progress)
-        chosen[name] = best
+        # the grid is widened until every chosen weight is interior (η bounded by 1)
+        sel = select_weights(
+            fn, [sample], grids[name], bounds={"eta": (0.0, 1.0)}, progress=ctx.progress
+        )
+        chosen[name] = sel.best
     return chosen
 
 
@@ -293,7 +296,7 @@ def main_table(ctx: Context) -> dict:
     r = joint_tv_reconstruct(y_ct, A, y_mr, F, n_iter=s.cs_iters, **weights["jtv"])
     add("Joint TV (CS joint CT-MRI)", r.ct.cpu(), r.mr.cpu(), (time.perf_counter() - t0) / len(idx))
     t0 = time.perf_counter()
-    r = dtv_reconstruct(y_ct, A, y_mr, F, n_iter=s.cs_iters // 2, **weights["dtv"])
+    r = dtv_reconstruct(y_ct, A, y_mr, F, n_iter=s.cs_iters, **weights["dtv"])
     add(
         "Directional TV (CS joint CT-MRI)",
         r.ct.cpu(),
