@@ -23,6 +23,7 @@ from msl_recon.baselines import (
     joint_tv_reconstruct,
     l2_data_term,
     pdhg,
+    select_weights,
     tv_reconstruct,
     tv_term,
     zero_filled_image,
@@ -359,8 +360,9 @@ def test_benchmark_protocol_64px_weights_from_validation() -> None:
         )
     }
     for name, (fn, grid) in grids.items():
-        best, _ = choose_weights(fn, [val], grid)
-        ct, mr = fn(test, **best)
+        sel = select_weights(fn, [val], grid)
+        assert sel.interior, (name, sel.best, sel.grid)
+        ct, mr = fn(test, **sel.best)
         scores[name] = (rmse(ct, test["ct"]), rmse(mr, test["mr"]))
     for name, (e_ct, e_mr) in scores.items():
         print(

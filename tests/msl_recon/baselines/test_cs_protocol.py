@@ -79,7 +79,6 @@ def test_multicoil_sense_solves_for_a_complex_image(mc: dict) -> None:
     assert not m.is_complex() and _rmse(m, mag) < 0.7 * err_zf
 
 
-@pytest.mark.slow
 def test_joint_tv_with_multicoil_mri(mc: dict) -> None:
     E, k, mag = mc["E"], mc["k"], mc["mag"]
     g = geo.ParallelBeam2D(image_size=N, n_views=12)
