@@ -16,15 +16,17 @@ favourable side, "no measurable difference" when it contains zero.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
     "PairedCI",
+    "compare_methods",
     "paired_bootstrap",
     "per_subject_means",
+    "subject_summary",
     "verdict",
 ]
 
@@ -197,3 +199,75 @@ def verdict(ci: PairedCI, name_a: str, name_b: str, *, higher_is_better: bool = 
         f"{head} (Δ = {ci.mean:.4g}, {pct}% CI [{ci.low:.4g}, {ci.high:.4g}], "
         f"{ci.n_subjects} subjects)"
     )
+
+
+def subject_summary(
+    values: Sequence[float] | np.ndarray, subjects: Sequence[Hashable] | np.ndarray
+) -> dict[str, float]:
+    """Mean and spread of a per-slice metric with subjects as the unit.
+
+    Returns
+    -------
+    dict
+        ``mean`` (mean of per-subject means), ``sd_subjects`` (their standard deviation,
+        ddof = 1; 0 for one subject), ``n_subjects``, ``n_slices``.
+    """
+    m, _ = per_subject_means(values, subjects)
+    return {
+        "mean": float(m.mean()),
+        "sd_subjects": float(m.std(ddof=1)) if m.size > 1 else 0.0,
+        "n_subjects": int(m.size),
+        "n_slices": int(np.asarray(values).size),
+    }
+
+
+def compare_methods(
+    per_slice: Mapping[str, Sequence[float] | np.ndarray],
+    subjects: Sequence[Hashable] | np.ndarray,
+    reference: str,
+    *,
+    higher_is_better: bool = True,
+    n_boot: int = 10_000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> list[dict[str, object]]:
+    """Every method against ``reference`` on the same slices: one row per other method.
+
+    Parameters
+    ----------
+    per_slice : mapping of str -> array-like ``(S,)``
+        Method name -> per-slice metric, all on the same slices in the same order.
+    subjects : array-like ``(S,)``
+        Subject of each slice.
+    reference : str
+        The method compared against (e.g. ``"MSL"``).
+    higher_is_better, n_boot, level, seed
+        See :func:`paired_bootstrap` and :func:`verdict` (the same seed for every pair).
+
+    Returns
+    -------
+    list of dict
+        ``method``, ``reference``, ``diff`` (method − reference), ``ci_low``, ``ci_high``,
+        ``n_subjects``, ``verdict``.
+    """
+    if reference not in per_slice:
+        raise ValueError(f"reference {reference!r} is not among {sorted(per_slice)}")
+    rows: list[dict[str, object]] = []
+    for name, vals in per_slice.items():
+        if name == reference:
+            continue
+        ci = paired_bootstrap(
+            vals, per_slice[reference], subjects, n_boot=n_boot, level=level, seed=seed
+        )
+        rows.append(
+            {
+                "method": name,
+                "reference": reference,
+                "diff": ci.mean,
+                "ci_low": ci.low,
+                "ci_high": ci.high,
+                "n_subjects": ci.n_subjects,
+                "verdict": verdict(ci, name, reference, higher_is_better=higher_is_better),
+            }
+        )
+    return rows

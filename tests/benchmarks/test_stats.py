@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.stats import paired_bootstrap, per_subject_means, verdict
+from benchmarks.stats import (
+    compare_methods,
+    paired_bootstrap,
+    per_subject_means,
+    subject_summary,
+    verdict,
+)
 
 
 def _dataset(rng: np.random.Generator, n_subj: int, true_diff: float):
@@ -64,3 +70,22 @@ def test_seeded_and_verdicts():
     assert verdict(same, "A", "B").startswith("no measurable difference")
     with pytest.raises(ValueError):
         paired_bootstrap([1.0, 2.0], [1.0, 2.0], ["a", "a"])
+
+
+def test_compare_methods_and_subject_summary():
+    rng = np.random.default_rng(2)
+    a, b, subj = _dataset(rng, 15, 0.05)
+    noisy = a + rng.normal(0.0, 0.01, a.size)  # no systematic difference from MSL
+    rows = compare_methods({"MSL": a, "TV": b, "noisy": noisy}, subj, "MSL", n_boot=500)
+    assert [r["method"] for r in rows] == ["TV", "noisy"]
+    assert rows[0]["verdict"].startswith("MSL beats TV") and rows[0]["ci_high"] < 0
+    assert rows[1]["verdict"].startswith("no measurable difference")
+    summ = subject_summary([1.0, 3.0, 5.0], ["x", "x", "y"])
+    assert summ == {
+        "mean": 3.5,
+        "sd_subjects": pytest.approx(np.std([2.0, 5.0], ddof=1)),
+        "n_subjects": 2,
+        "n_slices": 3,
+    }
+    with pytest.raises(ValueError):
+        compare_methods({"A": a}, subj, "B")
