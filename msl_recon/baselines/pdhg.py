@@ -27,6 +27,10 @@ weight times the square root of the pixel count for TV; ``X`` from the start ima
 within a factor 10 of the best ``Y_i`` and insensitive to the overall scale of the objective
 (data in mm or normalised), unlike a single ``σ = τ = 1/‖K‖``. ``ρ`` multiplies every ``Y_i``.
 An optional residual-balancing adaptation (Goldstein et al. 2015) is available.
+
+Stopping: ``tol`` stops the iteration once the relative change of the primal iterate over one
+iteration is below ``tol`` for every batch sample (checked every ``check_every`` iterations);
+``n_iter`` is the cap. The result reports the iterations run and whether the rule was met.
 """
 
 from __future__ import annotations
