@@ -202,9 +202,9 @@ def lambda_sweep(ctx: Context) -> dict:
 def _cs_weights(ctx: Context, val_ds: Any) -> dict[str, dict[str, float]]:
     """Regularisation weights of the CS baselines chosen on validation slices (grid search)."""
     from msl_recon.baselines import (
-        choose_weights,
         dtv_reconstruct,
         joint_tv_reconstruct,
+        select_weights,
         tv_ct,
         tv_mri,
     )
@@ -242,13 +242,16 @@ def _cs_weights(ctx: Context, val_ds: Any) -> dict[str, dict[str, float]]:
 
     def dtv(smp: dict, mu_ct: float, mu_mr: float, eta: float):
         r = dtv_reconstruct(
-            smp["ct_sino"], A, smp["mr_kspace"], F, mu_ct=mu_ct, mu_mr=mu_mr, eta=eta, n_iter=n // 2
+            smp["ct_sino"], A, smp["mr_kspace"], F, mu_ct=mu_ct, mu_mr=mu_mr, eta=eta, n_iter=n
         )
         return r.ct, r.mr
 
     for name, fn in (("tv", tv), ("jtv", jtv), ("dtv", dtv)):
-        best, _ = choose_weights(fn, [sample], grids[name], progress=ctx.progress)
-        chosen[name] = best
+        # the grid is widened until every chosen weight is interior (η bounded by 1)
+        sel = select_weights(
+            fn, [sample], grids[name], bounds={"eta": (0.0, 1.0)}, progress=ctx.progress
+        )
+        chosen[name] = sel.best
     return chosen
 
 
@@ -293,7 +296,7 @@ def main_table(ctx: Context) -> dict:
     r = joint_tv_reconstruct(y_ct, A, y_mr, F, n_iter=s.cs_iters, **weights["jtv"])
     add("Joint TV (CS joint CT-MRI)", r.ct.cpu(), r.mr.cpu(), (time.perf_counter() - t0) / len(idx))
     t0 = time.perf_counter()
-    r = dtv_reconstruct(y_ct, A, y_mr, F, n_iter=s.cs_iters // 2, **weights["dtv"])
+    r = dtv_reconstruct(y_ct, A, y_mr, F, n_iter=s.cs_iters, **weights["dtv"])
     add(
         "Directional TV (CS joint CT-MRI)",
         r.ct.cpu(),
@@ -430,8 +433,11 @@ def sampling_robustness(ctx: Context) -> dict:
         _, truth = sparse_and_truth(ds, idx, ctx.device)
         imgs, _ = msl_images(model, ds, idx, ("ct", MR), [0.0, 1.0], ctx.device)
         label = f"{v}c+1/{acc:g}m"
-        rows.append(_row("MSL", "CT", metric_summary(imgs[0], truth["ct"]), case=label))
-        rows.append(_row("MSL", "MRI", metric_summary(imgs[1], truth[MR]), case=label))
+        mask = ds[idx[0]].get(f"{MR}_mask")  # the acceleration actually sampled
+        achieved = float(mask.shape[-1] / mask.any(dim=0).sum()) if mask is not None else acc
+        extra = {"case": label, "achieved_acceleration": round(achieved, 2)}
+        rows.append(_row("MSL", "CT", metric_summary(imgs[0], truth["ct"]), **extra))
+        rows.append(_row("MSL", "MRI", metric_summary(imgs[1], truth[MR]), **extra))
     fig = figures.robustness_bars(ctx.figures / "robustness.png", rows)
     return {"tables": {"robustness": rows}, "figures": [fig]}
 
@@ -484,16 +490,16 @@ def registration(ctx: Context) -> dict:
     for p in (5, 10, 15):
         signs = rng.choice([-1.0, 1.0], size=(len(idx), 2))
         shifts = signs * p * ctx.suite.image_size / 384  # P is in pixels of the paper's 384² grid
-        sino, moved = shifted_ct_sinograms(ds, idx, shifts, ctx.device)
+        sino, _moved = shifted_ct_sinograms(ds, idx, shifts, ctx.device)
         hybrid_ref = fuse(truth["ct"], truth[MR], 0.5)
         # MSL: the shifted CT's sinogram with the (registered-frame) MRI k-space
         imgs, _ = msl_images(
             model, ds, idx, ("ct", MR), [0.0, 0.5, 1.0], ctx.device, override={"ct_sino": sino}
         )
-        # FUSION of the misaligned ground-truth images
-        fus = fuse(moved, truth[MR], 0.5)
-        # DeepFusion on the misaligned sparse images
+        # FUSION of the misaligned *reconstructed* images (FBP of the shifted CT, zero-filled MRI)
         ct_sp = fbp_image(sino.to(ctx.device), ds.geometry).float().cpu()
+        fus = fuse(ct_sp.clamp(0, 1), sparse_mr.cpu().clamp(0, 1), 0.5)
+        # DeepFusion on the misaligned sparse images
         with torch.no_grad():
             ct_d, mr_d = df.predict(
                 ct_sp[:, None].to(ctx.device), sparse_mr[:, None].to(ctx.device)

@@ -36,10 +36,13 @@ class _Serialisable:
 class CartesianMask(_Serialisable):
     """Cartesian under-sampling of whole phase-encoding columns (axis W), fastMRI style.
 
-    A fully sampled block of ``round(W * center_fraction)`` central columns is always kept; the
+    A fully sampled block of ``round(W * center_fraction)`` central columns is kept; the
     remaining columns are chosen at random (``pattern='random'``) or equispaced
     (``pattern='equispaced'``, random offset) so that exactly ``round(W / acceleration)`` columns
-    are sampled in total (never fewer than the centre block).
+    are sampled in total. When the acceleration leaves fewer columns than the centre block, the
+    centre block shrinks to the ``round(W / acceleration)`` most central columns: the
+    acceleration is met (up to the rounding of ``W / acceleration``), not the centre fraction.
+    :attr:`achieved_acceleration` reports the result.
 
     Parameters
     ----------
@@ -79,8 +82,8 @@ class CartesianMask(_Serialisable):
     def columns(self) -> np.ndarray:
         """Boolean vector of sampled columns, shape ``(W,)``."""
         w = self.shape[1]
-        n_center = int(round(w * self.center_fraction))
-        n_total = max(n_center, min(w, int(round(w / self.acceleration))), 1)
+        n_total = self._n_total
+        n_center = min(int(round(w * self.center_fraction)), n_total)
         cols = np.zeros(w, dtype=bool)
         start = (w - n_center + 1) // 2
         cols[start : start + n_center] = True
@@ -109,10 +112,15 @@ class CartesianMask(_Serialisable):
         return self.shape[1] / int(self.columns.sum())
 
     @property
-    def center_slice(self) -> slice:
-        """Column slice of the fully sampled centre block."""
+    def _n_total(self) -> int:
         w = self.shape[1]
-        n_center = int(round(w * self.center_fraction))
+        return max(min(w, int(round(w / self.acceleration))), 1)
+
+    @property
+    def center_slice(self) -> slice:
+        """Column slice of the fully sampled centre block (shrunk to the column budget)."""
+        w = self.shape[1]
+        n_center = min(int(round(w * self.center_fraction)), self._n_total)
         start = (w - n_center + 1) // 2
         return slice(start, start + n_center)
 

@@ -210,7 +210,7 @@ def load_lambda_map(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarr
     Parameters
     ----------
     path : path-like
-        ``.png`` (8/16-bit gray or RGB, scaled by the type's maximum to [0, 1]), ``.npy``
+        ``.png`` (1-bit, 8/16-bit gray or RGB, scaled by the type's maximum to [0, 1]), ``.npy``
         (values already in [0, 1]) or ``.nii``/``.nii.gz`` (a 2D image, or the middle slice of
         a 3D volume along the last axis; values in [0, 1]).
     shape : (int, int)
@@ -249,7 +249,10 @@ def load_lambda_map(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarr
                 arr = np.asarray(im)
             if arr.ndim == 3:
                 arr = arr[..., :3].mean(axis=-1) if arr.shape[-1] >= 3 else arr[..., 0]
-            scale = 65535.0 if arr.dtype == np.uint16 or arr.max(initial=0) > 255 else 255.0
+            if arr.dtype == np.bool_:  # 1-bit PNG: PIL gives booleans, already in {0, 1}
+                scale = 1.0
+            else:
+                scale = 65535.0 if arr.dtype == np.uint16 or arr.max(initial=0) > 255 else 255.0
             a = arr.astype(np.float64) / scale
         else:
             raise InputError(f"λ map {p}: unsupported format (use .png, .npy, .nii or .nii.gz)")

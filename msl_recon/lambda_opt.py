@@ -4,9 +4,13 @@
 model's own single-modality image (λ = vertex m: MSL-CT at λ=0 and MSL-MRI at λ=1 for two
 modalities), solved by gradient ascent (Adam) on a per-pixel map.
 
-- MI is the differentiable soft-histogram normalised MI :func:`msl_recon.metrics.soft_nmi`
-  (same 1–2 scale as the reported metric); the history also reports the exact histogram NMI
-  (:func:`msl_recon.metrics.nmi`, 100 bins) of the first and final maps.
+- MI is eq. 12's mutual information, the differentiable soft-histogram estimate
+  :func:`msl_recon.metrics.soft_mutual_information` (nats), by default (``measure="mi"``).
+  Normalised MI (``measure="nmi"``, :func:`msl_recon.metrics.soft_nmi`, range 1–2) is available
+  but degenerate for this objective: ``NMI(X, X_m) = 2`` when the image *equals* one reference,
+  so the sum is maximised at a vertex (the map collapses to λ ≈ 0 or 1), whereas MI rewards an
+  image that carries the information of every reference. The history also reports the exact
+  histogram NMI (:func:`msl_recon.metrics.nmi`, 100 bins) of the first and final maps.
 - TV is the isotropic total variation *summed* over the map's pixels (and channels), so α = 0.001
   (the paper's value) weighs about one unit of MI against a λ edge of ~1000 pixels.
 - The map stays valid by construction: ``λ = sigmoid(θ)`` for two modalities and
@@ -19,11 +23,14 @@ from typing import Any
 
 import torch
 
-from .metrics import nmi, soft_nmi
+from .metrics import nmi, soft_mutual_information, soft_nmi
 from .model.decoder import lambda_condition
 from .model.network import MSLFeatures, MSLNet
 
-__all__ = ["lambda_objective", "optimize_lambda", "total_variation"]
+__all__ = ["MEASURES", "lambda_objective", "optimize_lambda", "total_variation"]
+
+#: Similarity measures of the objective: eq. 12's MI (default) and normalised MI.
+MEASURES = {"mi": soft_mutual_information, "nmi": soft_nmi}
 
 
 def total_variation(lam: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -41,6 +48,7 @@ def lambda_objective(
     *,
     bins: int = 32,
     sigma: float | None = None,
+    measure: str = "mi",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Objective of eq. 12 per sample.
 
@@ -52,12 +60,17 @@ def lambda_objective(
         Reference images (one per modality).
     lam : Tensor ``(B, d, h, w)``
         The map (for the TV term).
+    measure : {"mi", "nmi"}
+        Mutual information (eq. 12, default) or normalised MI.
 
     Returns
     -------
     objective, mi_sum, tv : Tensors ``(B,)``
     """
-    mi = sum(soft_nmi(x[:, 0], r[:, 0], bins=bins, sigma=sigma) for r in refs)
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {sorted(MEASURES)}, got {measure!r}")
+    fn = MEASURES[measure]
+    mi = sum(fn(x[:, 0], r[:, 0], bins=bins, sigma=sigma) for r in refs)
     tv = total_variation(lam)
     return mi - alpha * tv, mi, tv
 
@@ -92,6 +105,7 @@ def optimize_lambda(
     out_size: tuple[int, int] | None = None,
     bins: int = 32,
     sigma: float | None = None,
+    measure: str = "mi",
     progress: bool = False,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Find the spatial λ map maximising ``Σ_m MI(X_λ, X_m) − α·TV(λ)`` (eq. 12).
@@ -117,7 +131,9 @@ def optimize_lambda(
     out_size : (int, int), optional
         Size of the returned map (default: the image size N × N; bilinear up-sampling).
     bins, sigma
-        Soft histogram of the MI (see :func:`msl_recon.metrics.soft_nmi`).
+        Soft histogram of the MI (see :func:`msl_recon.metrics.soft_mutual_information`).
+    measure : {"mi", "nmi"}
+        ``"mi"`` (eq. 12, default) or normalised MI (degenerate: see the module docstring).
     progress : bool
         Show a tqdm progress bar.
 
@@ -130,8 +146,9 @@ def optimize_lambda(
         ``"objective"``, ``"mi"``, ``"tv"``: lists (batch means, at the optimisation size) with
         one entry before the first step and one after each step; ``"objective_before"``,
         ``"objective_after"``: per-sample objectives of the initial map and of the returned map,
-        both evaluated at ``out_size``; ``"nmi_before"``, ``"nmi_after"``: exact histogram NMI
-        summed over the references, per sample; ``"best_step"``.
+        both evaluated at ``out_size``; ``"measure"``; ``"nmi_before"``, ``"nmi_after"``: exact
+        histogram NMI summed over the references, per sample; ``"best_step"``. ``"mi"`` holds
+        the similarity sum of the chosen ``measure``.
     """
     if steps < 0:
         raise ValueError(f"steps must be ≥ 0, got {steps}")
@@ -160,7 +177,9 @@ def optimize_lambda(
             with torch.enable_grad():
                 lam = _to_map(theta)
                 x = net.decode(feats, lam)
-                obj, mi, tv = lambda_objective(x, refs, lam, alpha, bins=bins, sigma=sigma)
+                obj, mi, tv = lambda_objective(
+                    x, refs, lam, alpha, bins=bins, sigma=sigma, measure=measure
+                )
             val = float(obj.detach().mean())
             hist["objective"].append(val)
             hist["mi"].append(float(mi.detach().mean()))
@@ -188,12 +207,17 @@ def optimize_lambda(
         )
         with torch.no_grad():
             x0, x1 = net.decode(feats, lam_init), net.decode(feats, lam_best)
-            o0 = lambda_objective(x0, refs, lam_init, alpha, bins=bins, sigma=sigma)[0]
-            o1 = lambda_objective(x1, refs, lam_best, alpha, bins=bins, sigma=sigma)[0]
+            o0 = lambda_objective(
+                x0, refs, lam_init, alpha, bins=bins, sigma=sigma, measure=measure
+            )[0]
+            o1 = lambda_objective(
+                x1, refs, lam_best, alpha, bins=bins, sigma=sigma, measure=measure
+            )[0]
             hist["nmi_before"] = sum(nmi(x0[:, 0], r[:, 0]) for r in refs).tolist()
             hist["nmi_after"] = sum(nmi(x1[:, 0], r[:, 0]) for r in refs).tolist()
         hist["objective_before"] = o0.tolist()
         hist["objective_after"] = o1.tolist()
+        hist["measure"] = measure
         hist["best_step"] = best_step
     finally:
         net.train(was_training)

@@ -2,8 +2,10 @@
 misalignment experiments.
 
 ``fuse(ct, mri, λ) = (1 − λ)·CT + λ·MRI`` (λ = 0 gives CT, λ = 1 gives MRI, the project's
-convention), with λ a number, one value per sample or a spatial map. No registration is done:
-misaligned inputs are fused as they are, which is the point of the baseline.
+convention), with λ a number, one value per sample or a spatial map. The inputs are
+*reconstructed* images (FBP / zero-filled, CS or network reconstructions of the measured data),
+never the ground truth. No registration is done: misaligned inputs are fused as they are, which
+is the point of the baseline.
 """
 
 from __future__ import annotations

@@ -17,10 +17,11 @@ priors couple the images' gradients:
   reconstructed alternately (each with the current other as guide), starting from their
   single-modality TV reconstructions; each sub-problem is convex and solved by PDHG.
 
-Images are real in [0, 1] (box constraint by default). Regularisation weights are chosen on a
-validation set by :func:`choose_weights`: an exhaustive grid search that minimises the mean
-RMSE of both images against ground truth (sum over modalities); the grids used by the benchmark
-are in :data:`DEFAULT_GRIDS`.
+CT images are real in [0, 1] (box constraint by default); the MR image is real for single-coil
+data and complex for multi-coil SENSE data (its magnitude is returned as ``mr``). Starts,
+stopping rule and iteration cap are those of :mod:`.cs`. Regularisation weights are chosen on
+a validation set by :func:`.selection.select_weights` (mean RMSE of both images against ground
+truth, the grid widened until the optimum is interior), starting from :data:`DEFAULT_GRIDS`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,14 @@ import torch
 
 from operators import Gradient2D, LinearOperator
 
-from .cs import _initial, constraint_prox, tv_reconstruct
+from .cs import (
+    DEFAULT_MAX_ITER,
+    DEFAULT_TOL,
+    _initial,
+    constraint_prox,
+    resolve_complex,
+    tv_reconstruct,
+)
 from .pdhg import l2_data_term, pdhg, tv_term
 
 __all__ = [
@@ -47,8 +55,9 @@ __all__ = [
     "joint_tv_reconstruct",
 ]
 
-#: Grids searched by :func:`choose_weights` in the benchmark (normalised data terms; μ per
-#: pixel-difference TV).
+#: Starting grids of the benchmark's weight choice (normalised data terms; μ per pixel-difference
+#: TV). :func:`.selection.select_weights` widens them until the optimum is interior;
+#: :func:`choose_weights` (fixed grid, no widening) is kept for compatibility.
 DEFAULT_GRIDS: dict[str, dict[str, list[float]]] = {
     "tv": {"mu_ct": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "mu_mr": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]},
     "jtv": {"mu": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "beta": [0.5, 1.0, 2.0]},
@@ -63,7 +72,7 @@ class JointResult:
     Attributes
     ----------
     ct, mr : Tensor, shape ``(*batch, H, W)``
-        Reconstructed images.
+        Reconstructed images, real (for a complex multi-coil MR image, ``mr`` is its magnitude).
     history : Tensor
         Objective values, shape ``(n_records, *batch)``. Joint TV: the one convex objective.
         dTV: the sub-problems' histories concatenated (each sub-problem has its own objective;
@@ -71,12 +80,20 @@ class JointResult:
     histories : dict of str -> Tensor
         Per sub-problem histories (joint TV: ``"jtv"``; dTV: ``"ct_init"``, ``"mr_init"``,
         ``"ct_0"``, ``"mr_0"``, ...).
+    mr_complex : Tensor or None
+        The complex MR image when it is complex (multi-coil SENSE data).
+    n_iter, converged : dict of str -> int / bool
+        Iterations run and whether the stopping rule was met, per sub-problem (same keys as
+        ``histories``).
     """
 
     ct: torch.Tensor
     mr: torch.Tensor
     history: torch.Tensor
     histories: dict[str, torch.Tensor] = field(default_factory=dict)
+    mr_complex: torch.Tensor | None = None
+    n_iter: dict[str, int] = field(default_factory=dict)
+    converged: dict[str, bool] = field(default_factory=dict)
 
 
 def guide_field(
@@ -125,9 +142,11 @@ def joint_tv_reconstruct(
     *,
     mu: float,
     beta: float = 1.0,
-    n_iter: int = 300,
+    n_iter: int = DEFAULT_MAX_ITER,
+    tol: float | None = DEFAULT_TOL,
     constraint: str | None = "box",
-    x0: tuple[torch.Tensor, torch.Tensor] | str | None = None,
+    complex_mr: bool | None = None,
+    x0: tuple[torch.Tensor, torch.Tensor] | str | None = "pinv",
     rho: float = 1.0,
     norms: tuple[float, float] | None = None,
     history_every: int = 1,
@@ -146,15 +165,18 @@ def joint_tv_reconstruct(
     y_mr : Tensor, complex, shape ``(*batch, *mr_op.range_shape)``
         MRI k-space.
     mr_op : LinearOperator
-        ``CartesianFourier`` (or NUFFT) with domain ``(H, W)``; the MR image is real.
+        ``CartesianFourier`` / NUFFT (real MR image) or ``SENSE`` (complex MR image) with
+        domain ``(H, W)``.
     mu : float
         Joint TV weight.
     beta : float
         Weight of the MR gradient inside the joint norm (contrast balance).
-    n_iter, constraint, rho, history_every, progress
-        As in :func:`.cs.tv_reconstruct`.
-    x0 : (Tensor, Tensor), "zeros", "pinv" or None
-        Start images.
+    n_iter, tol, constraint, rho, history_every, progress
+        As in :func:`.cs.tv_reconstruct` (same stopping rule and cap as TV and dTV).
+    complex_mr : bool, optional
+        Complex MR image (default: for SENSE operators; see :func:`.cs.resolve_complex`).
+    x0 : (Tensor, Tensor), "pinv", "zeros" or None
+        Start images (default: FBP and zero-filled / SENSE back-transform).
     norms : (float, float), optional
         ``(‖A‖, ‖MF‖)`` if known.
     """
@@ -163,28 +185,44 @@ def joint_tv_reconstruct(
             "CT and MRI images must have one shape, got "
             f"{ct_op.domain_shape} and {mr_op.domain_shape}"
         )
+    cplx = resolve_complex(mr_op, complex_mr)
     n_ct, n_mr = norms if norms is not None else _norms(ct_op, mr_op, y_ct.device)
     terms = [
         l2_data_term(ct_op, y_ct, block=0, weight=1.0 / n_ct**2, norm=n_ct),
-        l2_data_term(mr_op, y_mr, block=1, weight=1.0 / n_mr**2, norm=n_mr),
-        tv_term(ct_op.domain_shape, mu, blocks=(0, 1), weights=(1.0, beta)),
+        l2_data_term(mr_op, y_mr, block=1, weight=1.0 / n_mr**2, norm=n_mr, real_image=not cplx),
+        tv_term(
+            ct_op.domain_shape,
+            mu,
+            blocks=(0, 1),
+            weights=(1.0, beta),
+            complex_image=(False, cplx),
+        ),
     ]
     if isinstance(x0, tuple):
-        starts = [x0[0].to(y_ct.device), x0[1].to(y_ct.device)]
+        starts = [_initial(x0[0], ct_op, y_ct, False), _initial(x0[1], mr_op, y_mr, cplx)]
     else:
-        starts = [_initial(x0, ct_op, y_ct, False), _initial(x0, mr_op, y_mr, False)]
+        starts = [_initial(x0, ct_op, y_ct, False), _initial(x0, mr_op, y_mr, cplx)]
+    if not cplx:
         starts[1] = starts[1].to(starts[0].dtype)
     res = pdhg(
         starts,
         terms,
         prox_primal=constraint_prox(constraint),
         n_iter=n_iter,
+        tol=tol,
         rho=rho,
         history_every=history_every,
         progress=progress,
     )
+    mr = res.x[1]
     return JointResult(
-        ct=res.x[0], mr=res.x[1], history=res.history, histories={"jtv": res.history}
+        ct=res.x[0],
+        mr=mr.abs() if mr.is_complex() else mr,
+        history=res.history,
+        histories={"jtv": res.history},
+        mr_complex=mr if mr.is_complex() else None,
+        n_iter={"jtv": res.n_iter},
+        converged={"jtv": res.converged},
     )
 
 
@@ -197,25 +235,27 @@ def _dtv_single(
     x0: torch.Tensor,
     *,
     n_iter: int,
+    tol: float | None,
     constraint: str | None,
     rho: float,
     history_every: int,
     progress: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> Any:
+    cplx = x0.is_complex()
     terms = [
-        l2_data_term(op, y, weight=1.0 / norm**2, norm=norm),
-        tv_term(op.domain_shape, mu, guides=[guide]),
+        l2_data_term(op, y, weight=1.0 / norm**2, norm=norm, real_image=not cplx),
+        tv_term(op.domain_shape, mu, guides=[guide], complex_image=cplx),
     ]
-    res = pdhg(
+    return pdhg(
         [x0],
         terms,
-        prox_primal=constraint_prox(constraint),
+        prox_primal=None if cplx else constraint_prox(constraint),
         n_iter=n_iter,
+        tol=tol,
         rho=rho,
         history_every=history_every,
         progress=progress,
     )
-    return res.x[0], res.history
 
 
 def dtv_reconstruct(
@@ -229,9 +269,11 @@ def dtv_reconstruct(
     eta: float = 0.05,
     gamma: float = 0.995,
     n_outer: int = 2,
-    n_iter: int = 200,
+    n_iter: int = DEFAULT_MAX_ITER,
+    tol: float | None = DEFAULT_TOL,
     init_iter: int | None = None,
     constraint: str | None = "box",
+    complex_mr: bool | None = None,
     rho: float = 1.0,
     norms: tuple[float, float] | None = None,
     history_every: int = 1,
@@ -240,8 +282,12 @@ def dtv_reconstruct(
     """Structure-guided joint reconstruction by alternating directional-TV problems.
 
     Start: single-modality TV reconstructions (normalised data terms, weights ``mu_ct``,
-    ``mu_mr``). Then ``n_outer`` times: reconstruct CT with directional TV guided by the current
-    MR image, and MR guided by the new CT image (warm-started).
+    ``mu_mr``, warm-started from FBP / zero-filled). Then ``n_outer`` times: reconstruct CT with
+    directional TV guided by the current MR image (its magnitude if complex), and MR guided by
+    the new CT image (warm-started). Every PDHG solve uses the same stopping rule and cap
+    (``tol``, ``n_iter``) as :func:`.cs.tv_reconstruct` and :func:`joint_tv_reconstruct`; dTV
+    solves ``2 + 2·n_outer`` such problems, which is the method's cost, not a larger budget per
+    problem.
 
     Parameters
     ----------
@@ -253,36 +299,48 @@ def dtv_reconstruct(
         Guide parameters (:func:`guide_field`, η relative to the largest guide gradient).
     n_outer : int
         Alternations.
-    n_iter : int
-        PDHG iterations per sub-problem; ``init_iter`` (default ``n_iter``) for the TV starts.
+    n_iter, tol : int, float
+        Iteration cap and stopping tolerance of every sub-problem; ``init_iter`` (default
+        ``n_iter``) caps the TV starts.
+    complex_mr : bool, optional
+        Complex MR image (default: for SENSE operators).
     """
     if n_outer < 1:
         raise ValueError(f"n_outer must be ≥ 1, got {n_outer}")
+    cplx = resolve_complex(mr_op, complex_mr)
     n_ct, n_mr = norms if norms is not None else _norms(ct_op, mr_op, y_ct.device)
     kw: dict[str, Any] = {
         "constraint": constraint,
         "rho": rho,
         "history_every": history_every,
         "progress": progress,
+        "tol": tol,
     }
     it0 = n_iter if init_iter is None else init_iter
     r_ct = tv_reconstruct(y_ct, ct_op, mu_ct, n_iter=it0, normalize_data=True, op_norm=n_ct, **kw)
-    r_mr = tv_reconstruct(y_mr, mr_op, mu_mr, n_iter=it0, normalize_data=True, op_norm=n_mr, **kw)
-    x_ct, x_mr = r_ct.x[0], r_mr.x[0].to(r_ct.x[0].dtype)
+    r_mr = tv_reconstruct(
+        y_mr, mr_op, mu_mr, n_iter=it0, normalize_data=True, op_norm=n_mr, complex_image=cplx, **kw
+    )
+    x_ct, x_mr = r_ct.x[0], r_mr.x[0]
+    if not cplx:
+        x_mr = x_mr.to(x_ct.dtype)
     hist = {"ct_init": r_ct.history, "mr_init": r_mr.history}
+    n_it = {"ct_init": r_ct.n_iter, "mr_init": r_mr.n_iter}
+    conv = {"ct_init": r_ct.converged, "mr_init": r_mr.converged}
     for k in range(n_outer):
-        x_ct, h = _dtv_single(
+        res = _dtv_single(
             y_ct,
             ct_op,
             n_ct,
             mu_ct,
-            guide_field(x_mr, eta=eta, gamma=gamma),
+            guide_field(x_mr.abs() if cplx else x_mr, eta=eta, gamma=gamma),
             x_ct,
             n_iter=n_iter,
             **kw,
         )
-        hist[f"ct_{k}"] = h
-        x_mr, h = _dtv_single(
+        x_ct = res.x[0]
+        hist[f"ct_{k}"], n_it[f"ct_{k}"], conv[f"ct_{k}"] = res.history, res.n_iter, res.converged
+        res = _dtv_single(
             y_mr,
             mr_op,
             n_mr,
@@ -292,8 +350,17 @@ def dtv_reconstruct(
             n_iter=n_iter,
             **kw,
         )
-        hist[f"mr_{k}"] = h
-    return JointResult(ct=x_ct, mr=x_mr, history=torch.cat(list(hist.values())), histories=hist)
+        x_mr = res.x[0]
+        hist[f"mr_{k}"], n_it[f"mr_{k}"], conv[f"mr_{k}"] = res.history, res.n_iter, res.converged
+    return JointResult(
+        ct=x_ct,
+        mr=x_mr.abs() if cplx else x_mr,
+        history=torch.cat(list(hist.values())),
+        histories=hist,
+        mr_complex=x_mr if cplx else None,
+        n_iter=n_it,
+        converged=conv,
+    )
 
 
 def _rmse(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -27,6 +27,10 @@ weight times the square root of the pixel count for TV; ``X`` from the start ima
 within a factor 10 of the best ``Y_i`` and insensitive to the overall scale of the objective
 (data in mm or normalised), unlike a single ``σ = τ = 1/‖K‖``. ``ρ`` multiplies every ``Y_i``.
 An optional residual-balancing adaptation (Goldstein et al. 2015) is available.
+
+Stopping: ``tol`` stops the iteration once the relative change of the primal iterate over one
+iteration is below ``tol`` for every batch sample (checked every ``check_every`` iterations);
+``n_iter`` is the cap. The result reports the iterations run and whether the rule was met.
 """
 
 from __future__ import annotations
@@ -54,13 +58,6 @@ Tensors = list[torch.Tensor]
 def _bsum(t: torch.Tensor, n: int) -> torch.Tensor:
     """Sum over the last ``n`` axes (keep batch axes)."""
     return t.sum(dim=tuple(range(-n, 0))) if n > 0 else t
-
-
-def _rdot(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
-    """Real Euclidean inner product ``Re <a, b>`` over the last ``n`` axes."""
-    if a.is_complex() or b.is_complex():
-        return _bsum((torch.conj(a) * b).real, n)
-    return _bsum(a * b, n)
 
 
 @dataclass
@@ -111,6 +108,12 @@ class PDHGResult:
         Iteration index of each record (0 = the initial point).
     tau, sigma : float, list of float
         Step sizes used.
+    n_iter : int
+        Iterations run.
+    converged : bool
+        Whether the stopping criterion (``tol``) was met before the iteration cap.
+    rel_change : float
+        The last measured relative change of the iterate (``nan`` if never measured).
     """
 
     x: Tensors
@@ -118,6 +121,9 @@ class PDHGResult:
     iterations: list[int] = field(default_factory=list)
     tau: float = 0.0
     sigma: list[float] = field(default_factory=list)
+    n_iter: int = 0
+    converged: bool = False
+    rel_change: float = float("nan")
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -202,7 +208,7 @@ def tv_term(
     weights: Sequence[float] | None = None,
     guides: Sequence[torch.Tensor | None] | None = None,
     spacing: float | Sequence[float] = 1.0,
-    complex_image: bool = False,
+    complex_image: bool | Sequence[bool] = False,
 ) -> DualTerm:
     """(Joint, directional) isotropic total variation ``μ Σ_pixels ‖(β_j P_j ∇x_j)_j‖₂``.
 
@@ -227,8 +233,9 @@ def tv_term(
         Per-block directional guides ``ξ_j`` (see :func:`guide_field` in :mod:`.joint`).
     spacing : float or (float, float)
         Pixel spacing for the differences (default 1: per-pixel differences).
-    complex_image : bool
-        Whether the blocks are complex (then ``|·|`` is the complex modulus).
+    complex_image : bool or sequence of bool
+        Whether the blocks are complex (then ``|·|`` is the complex modulus); one flag for all
+        blocks or one per block (e.g. a real CT and a complex multi-coil MR image in joint TV).
     """
     if mu < 0:
         raise ValueError(f"mu must be ≥ 0, got {mu}")
@@ -239,8 +246,16 @@ def tv_term(
     gds = [None] * nb if guides is None else list(guides)
     if len(gds) != nb:
         raise ValueError(f"got {len(gds)} guides for {nb} blocks")
-    grad = Gradient2D(tuple(shape), spacing=spacing, complex_=complex_image)
-    gnorm = grad.opnorm(n_iter=100)
+    cplx = (
+        [bool(complex_image)] * nb
+        if isinstance(complex_image, bool)
+        else [bool(c) for c in complex_image]
+    )
+    if len(cplx) != nb:
+        raise ValueError(f"got {len(cplx)} complex flags for {nb} blocks")
+    any_c = any(cplx)
+    grad = Gradient2D(tuple(shape), spacing=spacing, complex_=any_c)
+    gnorm = Gradient2D(tuple(shape), spacing=spacing).opnorm(n_iter=100)
     norm = max(betas) * gnorm  # block-diagonal; |ξ| ≤ 1 makes P_j a contraction
     top = max(blocks) + 1
 
@@ -250,6 +265,8 @@ def tv_term(
             g = grad(xs[b])
             if gds[j] is not None:
                 g = _project_rows(gds[j], g)
+            if any_c and not g.is_complex():
+                g = g.to(torch.complex128 if g.dtype == torch.float64 else torch.complex64)
             parts.append(betas[j] * g)
         return torch.stack(parts, dim=-4)  # (*batch, nb, 2, H, W)
 
@@ -257,6 +274,8 @@ def tv_term(
         out: list[torch.Tensor | None] = [None] * top
         for j, b in enumerate(blocks):
             q = betas[j] * p[..., j, :, :, :]
+            if q.is_complex() and not cplx[j]:  # real block: adjoint of the real embedding
+                q = q.real
             if gds[j] is not None:
                 q = _project_rows(gds[j], q)
             out[b] = grad.H(q)
@@ -318,6 +337,8 @@ def pdhg(
     history_every: int = 1,
     progress: bool = False,
     callback: Callable[[int, Tensors], None] | None = None,
+    tol: float | None = None,
+    check_every: int = 10,
 ) -> PDHGResult:
     """Run Chambolle–Pock PDHG on ``Σ_i F_i(K_i x) + G(x)``.
 
@@ -339,7 +360,7 @@ def pdhg(
     prox_primal : callable, optional
         ``(xs, τ) -> prox_{τG}(xs)``; default identity (``G = 0``). See :func:`box_prox`.
     n_iter : int
-        Number of iterations.
+        Maximum number of iterations (the cap; all iterations when ``tol`` is None).
     rho : float
         Multiplier of the dual-norm estimates ``Y_i`` (module docstring): > 1 gives larger dual
         and smaller primal steps.
@@ -363,6 +384,13 @@ def pdhg(
         Show a tqdm progress bar.
     callback : callable, optional
         ``callback(k, xs)`` after every iteration.
+    tol : float, optional
+        Stopping criterion: stop once the relative change of the primal iterate over one
+        iteration, ``‖x_k − x_{k−1}‖ / ‖x_k‖`` (all blocks together, per batch sample, the
+        largest over the batch), is below ``tol``. Checked every ``check_every`` iterations (one
+        host synchronisation each). ``None``: run ``n_iter`` iterations.
+    check_every : int
+        Iterations between two checks of the criterion.
 
     Returns
     -------
@@ -416,6 +444,9 @@ def pdhg(
         kty = [torch.zeros_like(x) for x in xs]
         history = [objective(kx)]
         iters = [0]
+        n_done, converged, rel_change = 0, False, float("nan")
+        if check_every < 1:
+            raise ValueError(f"check_every must be ≥ 1, got {check_every}")
         rng: Iterable[int] = range(1, n_iter + 1)
         if progress:
             from tqdm.auto import tqdm
@@ -447,12 +478,35 @@ def pdhg(
                     tau *= 1.0 - alpha
                     sig = [s / (1.0 - alpha) for s in sig]
                     alpha *= eta
+            stop = False
+            if tol is not None and (k % check_every == 0 or k == n_iter):
+                rel_change = _relative_change(xs, x_new)
+                stop = rel_change < tol
             xs, kx, ps, kty = x_new, kx_new, ps_new, kty_new
+            n_done = k
             if callback is not None:
                 callback(k, xs)
-            if (history_every > 0 and k % history_every == 0) or k == n_iter:
+            if (history_every > 0 and k % history_every == 0) or k == n_iter or stop:
                 history.append(objective(kx))
                 iters.append(k)
+            if stop:
+                converged = True
+                break
     return PDHGResult(
-        x=xs, history=torch.stack(history).cpu(), iterations=iters, tau=tau, sigma=sig
+        x=xs,
+        history=torch.stack(history).cpu(),
+        iterations=iters,
+        tau=tau,
+        sigma=sig,
+        n_iter=n_done,
+        converged=converged,
+        rel_change=rel_change,
     )
+
+
+def _relative_change(old: Tensors, new: Tensors) -> float:
+    """Largest over the batch of ``‖new − old‖ / ‖new‖`` (all blocks of one sample together)."""
+    num = sum(_bsum((n - o).abs() ** 2, 2) for o, n in zip(old, new, strict=True))
+    den = sum(_bsum(n.abs() ** 2, 2) for n in new)
+    rel = torch.sqrt(num / torch.clamp(den, min=1e-30))  # type: ignore[arg-type]
+    return float(rel.max())

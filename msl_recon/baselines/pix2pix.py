@@ -224,8 +224,9 @@ class Pix2Pix(nn.Module):
         Returns
         -------
         dict
-            ``loss_d``, ``loss_g_gan``, ``loss_g_l1`` (mean absolute error in [0, 1] units,
-            before the ×100 weight) and ``loss_g`` (total generator loss).
+            ``loss_d``, ``loss_g_gan``, ``loss_g_l1`` (mean absolute error in the generator's
+            [-1, 1] space, twice the [0, 1]-unit error, before the ×100 weight, as in the
+            original) and ``loss_g`` (total generator loss).
         """
         self.train()
         src = src.to(self.device, torch.float32) * 2 - 1
@@ -245,7 +246,8 @@ class Pix2Pix(nn.Module):
         self.opt_g.zero_grad(set_to_none=True)
         pred = self.discriminator(torch.cat([src, fake], 1))
         loss_gan = self._bce(pred, torch.ones_like(pred))
-        loss_l1 = torch.mean(torch.abs(fake - tgt)) / 2  # in [0, 1] units
+        # the original's L1 is in the generator's [-1, 1] space, weighted by λ = 100
+        loss_l1 = torch.mean(torch.abs(fake - tgt))
         loss_g = loss_gan + self.lambda_l1 * loss_l1
         loss_g.backward()
         self.opt_g.step()

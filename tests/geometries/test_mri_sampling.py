@@ -41,10 +41,15 @@ def test_mask_hits_acceleration_and_center(
     assert (mask == cols[None, :]).all()
 
 
-def test_mask_never_below_center_block() -> None:
+def test_acceleration_wins_over_the_center_block() -> None:
     m = CartesianMask(shape=(32, 100), acceleration=10, center_fraction=0.2)
-    assert int(m.columns.sum()) == 20  # centre wins over R = 10 (10 columns)
-    assert m.achieved_acceleration == pytest.approx(5.0)
+    assert int(m.columns.sum()) == 10  # R = 10 is met: the 20-column centre shrinks to 10
+    assert m.achieved_acceleration == pytest.approx(10.0)
+    assert m.columns[m.center_slice].all() and m.center_slice.stop - m.center_slice.start == 10
+    assert m.columns[45:55].all()  # the most central columns
+    # the Fig. 7 case: 1/16 of 128 columns with a 10 % centre is 8 columns, not 13
+    m16 = CartesianMask(shape=(128, 128), acceleration=16, center_fraction=0.1)
+    assert m16.achieved_acceleration == pytest.approx(16.0)
 
 
 def test_full_mask_at_acceleration_one() -> None:

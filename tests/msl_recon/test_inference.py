@@ -57,6 +57,18 @@ def test_lambda_map_formats_are_resized(tmp_path) -> None:
         assert np.allclose(lam[0], lam[-1], atol=1e-2), name
 
 
+def test_lambda_map_one_bit_png_is_zero_or_one(tmp_path) -> None:
+    from PIL import Image
+
+    half = np.zeros((16, 16), dtype=bool)
+    half[:, 8:] = True
+    Image.fromarray(half).convert("1").save(tmp_path / "bits.png")
+    with Image.open(tmp_path / "bits.png") as im:
+        assert im.mode == "1"  # really a 1-bit file
+    lam = load_lambda_map(tmp_path / "bits.png", (16, 16))
+    assert np.array_equal(lam, half.astype(np.float32))
+
+
 def test_lambda_map_bad_inputs(tmp_path) -> None:
     np.save(tmp_path / "big.npy", np.full((8, 8), 1.5))
     np.save(tmp_path / "cube.npy", np.zeros((2, 3, 4)))

@@ -23,6 +23,7 @@ from msl_recon.baselines import (
     joint_tv_reconstruct,
     l2_data_term,
     pdhg,
+    select_weights,
     tv_reconstruct,
     tv_term,
     zero_filled_image,
@@ -153,7 +154,14 @@ def test_pdhg_is_batched(problem: dict, device: torch.device) -> None:
 def test_tv_ct_decreases_objective_and_beats_fbp(problem: dict) -> None:
     x, y = problem["ct"], problem["y"]
     res = tv_reconstruct(
-        y, problem["A"], 1e-4, n_iter=150, normalize_data=True, op_norm=problem["norms"][0]
+        y,
+        problem["A"],
+        1e-4,
+        n_iter=150,
+        tol=None,
+        x0="zeros",
+        normalize_data=True,
+        op_norm=problem["norms"][0],
     )
     h = res.history
     assert h[-1] < 1e-2 * h[0]
@@ -166,7 +174,9 @@ def test_tv_ct_decreases_objective_and_beats_fbp(problem: dict) -> None:
 
 def test_tv_mri_beats_zero_filled(problem: dict) -> None:
     z, k = problem["mr"], problem["k"]
-    res = tv_reconstruct(k, problem["F"], 1e-3, n_iter=150, normalize_data=True, op_norm=1.0)
+    res = tv_reconstruct(
+        k, problem["F"], 1e-3, n_iter=150, tol=None, x0="zeros", normalize_data=True, op_norm=1.0
+    )
     assert not res.x[0].is_complex()
     assert res.history[-1] < 0.1 * res.history[0]
     tv_err, zf_err = rmse(res.x[0], z), rmse(zero_filled_image(k, problem["F"]), z)
@@ -195,7 +205,16 @@ def test_joint_tv_beats_single_modality_tv(problem: dict) -> None:
     tv_ct = tv_reconstruct(y, problem["A"], 1e-4, op_norm=n_ct, **kw).x[0]
     tv_mr = tv_reconstruct(k, problem["F"], 1e-3, op_norm=n_mr, **kw).x[0]
     jr = joint_tv_reconstruct(
-        y, problem["A"], k, problem["F"], mu=3e-4, beta=1.0, n_iter=150, norms=(n_ct, n_mr)
+        y,
+        problem["A"],
+        k,
+        problem["F"],
+        mu=3e-4,
+        beta=1.0,
+        n_iter=150,
+        tol=None,
+        x0="zeros",
+        norms=(n_ct, n_mr),
     )
     assert jr.history[-1] < 1e-2 * jr.history[0]
     single = rmse(tv_ct, x) + rmse(tv_mr, z)
@@ -341,8 +360,9 @@ def test_benchmark_protocol_64px_weights_from_validation() -> None:
         )
     }
     for name, (fn, grid) in grids.items():
-        best, _ = choose_weights(fn, [val], grid)
-        ct, mr = fn(test, **best)
+        sel = select_weights(fn, [val], grid)
+        assert sel.interior, (name, sel.best, sel.grid)
+        ct, mr = fn(test, **sel.best)
         scores[name] = (rmse(ct, test["ct"]), rmse(mr, test["mr"]))
     for name, (e_ct, e_mr) in scores.items():
         print(

@@ -117,7 +117,41 @@ def test_deepfusion_trains_warps_and_fuses(
     torch.testing.assert_close(model.predict(ct_sparse, mr_sparse, 1.0), mr.cpu())
     half = model.predict(ct_sparse, mr_sparse, torch.full((4, 1, n, n), 0.5))
     torch.testing.assert_close(half, (ct.cpu() + mr.cpu()) / 2)
+    # the CT network sees the sparse CT only; outputs are linear (no sigmoid) until predict
+    assert model.ct_net.down[0][0].in_channels == 1
+    assert not any(isinstance(m, torch.nn.Sigmoid) for m in model.modules())
     # after training, the CT output is closer to the aligned CT than to the shifted input frame
     err_aligned = float((ct.cpu() - ct_gt).abs().mean())
     err_shifted = float((ct.cpu() - shift_image(ct_gt, (0, 2))).abs().mean())
     assert err_aligned < err_shifted
+
+
+def test_pix2pix_l1_is_in_minus_one_one_space() -> None:
+    """The original computes L1 on [-1, 1] images with λ = 100 (not on [0, 1] images)."""
+    model = Pix2Pix(16, base=4, seed=0)
+
+    class _Offset(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + 0.2  # 0.2 off in the generator's [-1, 1] space (0.1 in [0, 1] units)
+
+    model.generator = _Offset()
+    img = torch.full((2, 1, 16, 16), 0.5)
+    out = model.train_step(img, img)
+    assert abs(out["loss_g_l1"] - 0.2) < 1e-6
+    assert abs(out["loss_g"] - (out["loss_g_gan"] + 100 * 0.2)) < 1e-4
+
+
+def test_deepfusion_shift_augmentation_is_seeded_and_bounded() -> None:
+    img = torch.zeros(3, 1, 32, 32)
+    img[:, :, 12:20, 12:20] = 1.0
+    a, b = DeepFusion(32, base=4, seed=1, max_shift=3.0), DeepFusion(32, base=4, seed=1)
+    assert b.max_shift == pytest.approx(32 * 16 / 384)  # the paper's largest shift, scaled
+    s1 = a._shift(img)
+    s2 = DeepFusion(32, base=4, seed=1, max_shift=3.0)._shift(img)
+    torch.testing.assert_close(s1, s2)  # seeded
+    assert not torch.allclose(s1, img)
+    # the centre of mass moves by at most max_shift per axis
+    ys = torch.arange(32.0)[None, None, :, None]
+    com = (s1 * ys).sum(dim=(1, 2, 3)) / s1.sum(dim=(1, 2, 3))
+    assert float((com - 15.5).abs().max()) <= 3.0 + 1e-4
+    assert DeepFusion(32, base=4, max_shift=0.0)._shift(img) is img
