@@ -455,8 +455,8 @@ def _train(
     )
     sched = torch.optim.lr_scheduler.StepLR(
         optim,
-        step_size=int(_cfg(cfg, "lr_step", _cfg(cfg, "lr_decay_every", 10_000))),
-        gamma=float(_cfg(cfg, "lr_gamma", _cfg(cfg, "lr_decay", 0.5))),
+        step_size=int(_cfg(cfg, "lr_step", 10_000)),
+        gamma=float(_cfg(cfg, "lr_gamma", 0.5)),
     )
     iteration, consumed = 0, 0
     if ckpt is not None:
@@ -625,10 +625,3 @@ def _train(
     result.iteration = iteration
     result.seconds = time.perf_counter() - t0
     return result
-
-
-def bare_model(module: torch.nn.Module) -> torch.nn.Module:
-    """The underlying network of a DDP/loss wrapper."""
-    while hasattr(module, "module"):
-        module = module.module
-    return getattr(module, "net", module)
