@@ -105,6 +105,8 @@ class SubjectTask:
     register: bool = True
     head_mask: bool = True
     phantom_config: Any = None
+    pixel_size: float | str | None = None  # mm of real-data slices (None/'fit': from the data)
+    strict: bool = False
 
 
 def load_task(task: SubjectTask) -> tuple[dict[str, np.ndarray], np.ndarray, str]:
@@ -136,6 +138,8 @@ def load_task(task: SubjectTask) -> tuple[dict[str, np.ndarray], np.ndarray, str
             register=task.register,
             head_mask=task.head_mask,
             seed=subject_seed(task.seed, task.index, 2),
+            pixel_size=task.pixel_size,
+            strict=task.strict,
         )
         src = ";".join(f"{m}={p}" for m, p in task.files.paths.items())
         return {m: imgs[m] for m in task.modalities}, idx, src
@@ -143,7 +147,13 @@ def load_task(task: SubjectTask) -> tuple[dict[str, np.ndarray], np.ndarray, str
         from .ingest import load_single
 
         (m,) = task.modalities
-        imgs, idx = load_single(task.files.paths[m], m, size=task.size, n_slices=task.n_slices)
+        imgs, idx, _ = load_single(
+            task.files.paths[m],
+            m,
+            size=task.size,
+            n_slices=task.n_slices,
+            pixel_size=task.pixel_size,
+        )
         return imgs, idx, f"{m}={task.files.paths[m]}"
     raise ValueError(f"unknown subject kind {task.kind!r}")
 
@@ -204,6 +214,7 @@ class SimulationRun:
     progress: bool = True
     ct_backend: str = "astra"
     phantom_config: Any = None
+    strict: bool = False
     extra_provenance: dict[str, Any] = field(default_factory=dict)
 
 
@@ -234,14 +245,23 @@ def _tasks(run: SimulationRun) -> list[SubjectTask]:
         ]
     from .ingest import discover
 
-    layout = run.layout or "rire"
+    layout = run.layout or "auto"
     subjects = discover(run.input, layout, run.modalities)
+    layout = subjects[0].layout if subjects else layout
     kind = "single" if layout == "single" else "paired"
     if kind == "paired" and "ct" not in run.modalities:
         raise InputError("paired layouts need ct among --modalities (the CT is the fixed image)")
     return [
         SubjectTask(
-            i, s.subject_id, kind, files=s, register=run.register, head_mask=run.head_mask, **common
+            i,
+            s.subject_id,
+            kind,
+            files=s,
+            register=run.register and kind == "paired",
+            head_mask=run.head_mask,
+            pixel_size=run.spec.geometry.pixel_size if "ct" in run.modalities else None,
+            strict=run.strict,
+            **common,
         )
         for i, s in enumerate(subjects)
     ]
@@ -333,7 +353,7 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
         "input": None if run.input is None else str(run.input),
         "n_subjects_total": len(splits),
         "subjects_per_split": {s: splits.count(s) for s in SPLITS},
-        "register": run.register if run.input is not None else None,
+        "register": run.register if run.input is not None and run.layout != "single" else None,
         "head_mask": run.head_mask if run.input is not None else None,
         **run.extra_provenance,
     }
