@@ -58,7 +58,7 @@ def _lps_image(vol, spacing, origin):
 
 def _write_ras_nifti(vol, spacing, origin, path) -> None:
     """The same CT stored RAS with nibabel (NIfTI's usual storage; independent of SimpleITK)."""
-    nz, ny, nx = vol.shape
+    _, ny, nx = vol.shape
     sx, sy, sz = spacing
     ox, oy, oz = origin
     data = np.ascontiguousarray(vol[:, ::-1, ::-1].transpose(2, 1, 0))  # data[i, j, k], i → R
@@ -75,7 +75,7 @@ def _write_ras_nifti(vol, spacing, origin, path) -> None:
 
 def _pir_image(vol, spacing, origin):
     """The same CT stored PIR (a sagittal acquisition): axes posterior, inferior, right."""
-    nz, ny, nx = vol.shape
+    nz, _, nx = vol.shape
     b = np.ascontiguousarray(vol[::-1, :, ::-1].transpose(2, 0, 1))  # (R, I, P) array order
     img = sitk.GetImageFromArray(b)
     img.SetSpacing((spacing[1], spacing[2], spacing[0]))
@@ -146,10 +146,10 @@ def test_head_wider_than_the_field_of_view_is_cut_with_a_warning():
 
 
 def test_truncated_files_are_refused(tmp_path):
-    from msl_recon.data._mni import _FILES
-
     import importlib.util
     from pathlib import Path
+
+    from msl_recon.data._mni import _FILES
 
     spec = importlib.util.find_spec("nilearn")
     if spec is None:
@@ -162,7 +162,7 @@ def test_truncated_files_are_refused(tmp_path):
     for n in (1024, len(raw) // 2):
         bad = tmp_path / f"cut{n}.nii.gz"
         bad.write_bytes(raw[:n])
-        with pytest.raises(InputError, match="truncated|corrupt|cannot read"):
+        with pytest.raises(InputError, match=r"truncated|corrupt|cannot read"):
             read_image(bad)
     # uncompressed NIfTI and MetaImage cut short
     nii = tmp_path / "t1.nii"
@@ -173,7 +173,7 @@ def test_truncated_files_are_refused(tmp_path):
     sitk.WriteImage(img, str(tmp_path / "v.mha"))
     data = (tmp_path / "v.mha").read_bytes()
     (tmp_path / "w.mha").write_bytes(data[:-100])
-    with pytest.raises(InputError, match="truncated|cannot read"):
+    with pytest.raises(InputError, match=r"truncated|cannot read"):
         read_image(tmp_path / "w.mha")
 
 
@@ -207,5 +207,5 @@ def test_one_file_dicom_series_error(tmp_path):
     shutil.copy(_dcm("CT_small.dcm"), tmp_path / "p" / "patient_001" / "ct" / "a.dcm")
     shutil.copy(_dcm("MR_small.dcm"), tmp_path / "p" / "patient_001" / "mr_T1" / "a.dcm")
     (s,) = discover(tmp_path / "p", "rire", ("ct", "t1"))
-    with pytest.raises(InputError, match="single slice .* DICOM series of ≥ 2 slices"):
+    with pytest.raises(InputError, match=r"single slice .* DICOM series of ≥ 2 slices"):
         load_paired(s, size=32, pixel_size=1.0)
