@@ -641,6 +641,7 @@ def load_paired(
         "slice_positions_mm": [
             float(ct_img.TransformIndexToPhysicalPoint((0, 0, int(z)))[2]) for z in idx
         ],
+        "slice_indices": [int(z) for z in idx],
         "slice_spacing_mm": float(ct_img.GetSpacing()[2]),
         "sources": sources,
         "register": bool(register),
@@ -723,6 +724,7 @@ def load_single(
         "slice_positions_mm": [
             float(img.TransformIndexToPhysicalPoint((0, 0, int(z)))[2]) for z in idx
         ],
+        "slice_indices": [int(z) for z in idx],
         "slice_spacing_mm": float(img.GetSpacing()[2]),
         "sources": sources,
         "register": None,
