@@ -155,7 +155,7 @@ def detect_layout(path: str | os.PathLike) -> str | None:
         names = {f.name.lower() for f in d.iterdir() if f.is_file()}
         if any(n.startswith(("ct.", "mr.")) for n in names):
             return "synthrad"
-    from .ingest import IMAGE_SUFFIXES
+    from .layouts import IMAGE_SUFFIXES
 
     if any(f.is_file() and f.name.lower().endswith(IMAGE_SUFFIXES) for f in p.iterdir()):
         return "single"
