@@ -41,6 +41,7 @@ __all__ = [
     "LAYOUTS",
     "SubjectFiles",
     "discover",
+    "fit_dataset_pixel_size",
     "format_registration",
     "load_paired",
     "load_single",
@@ -516,3 +517,25 @@ def load_single(
         "registration": {},
     }
     return {modality: np.clip(u, 0.0, 1.0).astype(np.float32)}, idx.astype(np.int64), prov
+
+
+def fit_dataset_pixel_size(subjects: list[SubjectFiles], size: int) -> float:
+    """Pixel size (mm) that fits the head of every subject in ``size`` pixels (5 % margin).
+
+    Reads the CT of each subject (the only image of a ``single`` subject), brings it to the
+    canonical orientation and takes the largest :func:`orientation.fit_pixel_size`. Used for
+    ``msl-recon simulate --pixel-size fit``.
+    """
+    from .intensity import normalize_mr
+    from .orientation import fit_pixel_size, to_canonical
+
+    best = 0.0
+    for s in subjects:
+        m = "ct" if "ct" in s.paths else next(iter(s.paths))
+        img, _ = to_canonical(read_image(s.paths[m]), default=AIR_HU if m == "ct" else 0.0)
+        arr = _array(img, s.subject_id)
+        mask = arr > -500 if m == "ct" else np.asarray(normalize_mr(arr)) > 0.05
+        best = max(best, fit_pixel_size(img, mask, size))
+    if best <= 0:
+        raise InputError("no subjects to fit the pixel size to")
+    return best

@@ -34,6 +34,7 @@ __all__ = [
     "PhysicalGrid",
     "fit_pixel_size",
     "geometry_info",
+    "geometry_with_pixel_size",
     "orientation_code",
     "physical_slices",
     "to_canonical",
@@ -268,3 +269,24 @@ def physical_slices(
         sitk.Cast(src, sitk.sitkFloat32), ref, sitk.Transform(), sitk.sitkLinear, float(fill)
     )
     return sitk.GetArrayFromImage(out).astype(np.float32), grid
+
+
+def geometry_with_pixel_size(geometry: Any, pixel_size: float) -> Any:
+    """The same CT system scaled so that its pixels are ``pixel_size`` mm.
+
+    Every length (pixel size, detector spacing, source and detector distances of a fan beam)
+    is multiplied by ``pixel_size / geometry.pixel_size``: in pixel units nothing changes, the
+    field of view becomes ``image_size × pixel_size``.
+    """
+    import dataclasses
+
+    if pixel_size <= 0:
+        raise ValueError(f"pixel_size must be > 0 mm, got {pixel_size}")
+    k = float(pixel_size) / float(geometry.pixel_size)
+    names = {f.name for f in dataclasses.fields(geometry)}
+    lengths = [
+        n for n in ("pixel_size", "det_spacing", "source_origin", "origin_detector") if n in names
+    ]
+    changes = {n: getattr(geometry, n) * k for n in lengths}
+    changes["pixel_size"] = float(pixel_size)
+    return dataclasses.replace(geometry, **changes)

@@ -347,13 +347,14 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
     if run.shard is not None:
         i, n = run.shard
         tasks = [t for t in tasks if t.index % n == i - 1]
+    layout = tasks[0].files.layout if tasks and tasks[0].files is not None else run.layout
     provenance = {
         "generator": "msl-recon simulate",
-        "source": "phantom" if run.input is None else run.layout,
+        "source": "phantom" if run.input is None else layout,
         "input": None if run.input is None else str(run.input),
         "n_subjects_total": len(splits),
         "subjects_per_split": {s: splits.count(s) for s in SPLITS},
-        "register": run.register if run.input is not None and run.layout != "single" else None,
+        "register": run.register if run.input is not None and layout != "single" else None,
         "head_mask": run.head_mask if run.input is not None else None,
         **run.extra_provenance,
     }

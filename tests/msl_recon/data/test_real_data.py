@@ -209,3 +209,52 @@ def test_one_file_dicom_series_error(tmp_path):
     (s,) = discover(tmp_path / "p", "rire", ("ct", "t1"))
     with pytest.raises(InputError, match=r"single slice .* DICOM series of ≥ 2 slices"):
         load_paired(s, size=32, pixel_size=1.0)
+
+
+def _run(args) -> int:
+    from msl_recon.cli.main import main
+
+    return main(args)
+
+
+def test_simulate_pixel_size_fit_and_provenance(tmp_path, capsys):
+    import json
+
+    import h5py
+
+    path = _dcm("693_J2KI.dcm")
+    out = tmp_path / "o"
+    args = ["simulate", "--input", path, "--modalities", "ct", "--size", "64", "--views", "8"]
+    assert _run([*args, "--pixel-size", "fit", "--out", str(out), "-q"]) == 0
+    assert "pixel size fitted to the data" in capsys.readouterr().out
+    with h5py.File(out / "train.h5") as f:
+        g = json.loads(f.attrs["geometry"])
+        prov = json.loads(f.attrs["provenance"])
+    assert g["pixel_size"] * 64 == pytest.approx(243 * 1.1, rel=0.03)  # head + 5 % margins
+    assert prov["register"] is None and prov["source"] == "single"  # auto-detected layout
+    assert _run([*args, "--pixel-size", "-1", "--out", str(tmp_path / "p"), "-q"]) == 2
+    assert "--pixel-size" in capsys.readouterr().err
+
+
+def test_strict_refuses_a_registration_that_got_worse(tmp_path, monkeypatch, capsys):
+    import msl_recon.data.registration as reg
+
+    d = tmp_path / "sr" / "c1"
+    d.mkdir(parents=True)
+    vol, sp, org = _ct_volume()
+    sitk.WriteImage(_lps_image(vol, sp, org), str(d / "ct.nii.gz"))
+    sitk.WriteImage(_lps_image(np.clip(vol + 1000, 0, None) / 3000, sp, org), str(d / "mr.nii.gz"))
+    real = reg.register_affine
+
+    def worse(fixed, moving, **kw):
+        res = real(fixed, moving, iterations=1, shrink_factors=(1,), smoothing_sigmas=(0.0,))
+        res.initial_metric = res.metric - 0.1  # pretend it started better
+        return res
+
+    monkeypatch.setattr(reg, "register_affine", worse)
+    base = ["simulate", "--input", str(d.parent), "--modalities", "ct,t1", "--size", "32"]
+    base += ["--views", "8", "--split", "1,0,0", "--pixel-size", "8", "-q"]
+    with pytest.warns(UserWarning, match="ended worse than it started"):
+        assert _run([*base, "--out", str(tmp_path / "a")]) == 0
+    assert _run([*base, "--strict", "--out", str(tmp_path / "b")]) == 2
+    assert "ended worse than it started" in capsys.readouterr().err
