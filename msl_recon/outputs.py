@@ -42,6 +42,7 @@ __all__ = [
     "read_nifti_stack",
     "slice_geometry_from_dataset",
     "write_nifti",
+    "write_nifti_outputs",
     "write_recon_metadata",
 ]
 
@@ -344,3 +345,68 @@ def write_recon_metadata(
         **(extra or {}),
     }
     h5.attrs["provenance"] = json.dumps(prov, default=str)
+
+
+def write_nifti_outputs(
+    nii_dir: str | os.PathLike,
+    arrays: dict[str, np.ndarray],
+    *,
+    modalities: Sequence[str],
+    rows: Sequence[int],
+    size: int,
+    dataset_path: str | os.PathLike | None = None,
+    pixel_size: float | None = None,
+) -> list[Path]:
+    """Write every ``(S, N, N)`` output stack as NIfTI in physical units.
+
+    Parameters
+    ----------
+    nii_dir : path-like
+        Folder (created). One subject: ``<key>.nii.gz``; several: ``<subject>/<key>.nii.gz``
+        (one affine cannot place slices of different heads).
+    arrays : dict
+        Output key → ``(S, N, N)`` stack on the [0, 1] scale (row ``s`` is input row
+        ``rows[s]``).
+    modalities : sequence of str
+        The model's modalities (intensity convention of each key, :func:`intensity_kind`).
+    rows : sequence of int
+        Input-file row of every output slice.
+    size : int
+        ``N``.
+    dataset_path : path-like, optional
+        The msl-recon HDF5 input: subjects and geometry from
+        :func:`slice_geometry_from_dataset`. Without it (raw inputs) one group with a grid of
+        ``pixel_size`` mm centred on 0 and unknown slice spacing.
+    pixel_size : float, optional
+        mm, for raw inputs (the CT geometry's pixel size).
+    """
+    import h5py
+
+    out_dir = Path(nii_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [int(r) for r in rows]
+    groups: dict[str, list[int]] = {}
+    if dataset_path is not None:
+        with h5py.File(dataset_path, "r") as f:
+            sids = f["meta/subject_id"][rows] if rows else []
+        for j, s in enumerate(sids):
+            groups.setdefault(s.decode() if isinstance(s, bytes) else str(s), []).append(j)
+    else:
+        groups["all"] = list(range(len(rows)))
+    written: list[Path] = []
+    for sid, js in groups.items():
+        if dataset_path is not None:
+            geom = slice_geometry_from_dataset(dataset_path, [rows[j] for j in js])
+        else:
+            geom = SliceGeometry(pixel_size_mm=float(pixel_size or 1.0), size=size)
+        folder = out_dir if len(groups) == 1 else out_dir / sid.replace("/", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for key, v in arrays.items():
+                path = folder / f"{key}.nii.gz"
+                write_nifti(path, np.asarray(v)[js], geom, kind=intensity_kind(key, modalities))
+                written.append(path)
+        if caught:
+            warnings.warn(f"{sid}: {caught[0].message}", stacklevel=2)
+    return written
