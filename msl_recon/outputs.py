@@ -243,10 +243,11 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 def slice_geometry_from_dataset(path: str | os.PathLike, rows: Sequence[int]) -> SliceGeometry:
     """Physical geometry of rows ``rows`` of an msl-recon dataset file.
 
-    The pixel size comes from the CT geometry attribute; the slice positions and in-plane
-    origin from the per-subject provenance (``provenance["subjects"][subject_id]``, the dict of
-    :func:`msl_recon.data.ingest.load_paired`) when the file has it and all rows are from one
-    subject; otherwise the grid is centred on 0 and the slice spacing is unknown.
+    The pixel size comes from the CT geometry attribute; for real data written by
+    ``msl-recon simulate`` the slice positions come from ``meta/slice_position_mm`` and the grid
+    origin from the subject's provenance JSON (``meta/provenance``, on the subject's first
+    slice). Rows of several subjects, or phantom data, give a grid centred on 0 with unknown
+    slice spacing.
     """
     import h5py
 
@@ -254,34 +255,34 @@ def slice_geometry_from_dataset(path: str | os.PathLike, rows: Sequence[int]) ->
 
     attrs = read_attrs(path)
     g = attrs.get("geometry") or {}
-    size = int(g.get("image_size", 0))
+    rows = [int(r) for r in rows]
     with h5py.File(path, "r") as f:
-        if not size:
-            key = next(k for k in f["images"])
-            size = int(f[f"images/{key}"].shape[-1])
-        sid = [
-            v.decode() if isinstance(v, bytes) else str(v) for v in f["meta/subject_id"][list(rows)]
-        ]
-    prov = attrs.get("provenance") or {}
-    subj = (prov.get("subjects") or {}).get(sid[0]) if len(set(sid)) == 1 else None
-    if subj:
-        with h5py.File(path, "r") as f:
-            z_idx = f["meta/slice_index"][list(rows)]
-        all_idx = None
-        pos = subj.get("slice_positions_mm")
-        # positions are stored per picked slice; map by the subject's picked slice indices
-        if pos is not None and "slice_indices" in subj:
-            all_idx = {int(i): float(p) for i, p in zip(subj["slice_indices"], pos, strict=True)}
-        grid = subj.get("grid") or {}
-        return SliceGeometry(
-            pixel_size_mm=float(subj.get("pixel_size_mm", g.get("pixel_size", 1.0))),
-            size=size,
-            origin_xy_mm=tuple(grid["origin_xy_mm"]) if "origin_xy_mm" in grid else None,
-            slice_positions_mm=[all_idx[int(i)] for i in z_idx] if all_idx else None,
-            slice_spacing_mm=subj.get("slice_spacing_mm"),
-            source={"subject_id": sid[0], **{k: subj[k] for k in ("sources",) if k in subj}},
-        )
-    return SliceGeometry(pixel_size_mm=float(g.get("pixel_size", 1.0)), size=size)
+        size = int(g.get("image_size", 0)) or int(f[f"images/{next(iter(f['images']))}"].shape[-1])
+        all_ids = [v.decode() if isinstance(v, bytes) else str(v) for v in f["meta/subject_id"][:]]
+        sids = {all_ids[r] for r in rows}
+        pos = None
+        if "meta/slice_position_mm" in f and len(sids) == 1:
+            pos = [float(v) for v in f["meta/slice_position_mm"][rows]]
+        subj: dict[str, Any] = {}
+        if "meta/provenance" in f and len(sids) == 1:
+            (sid,) = sids
+            for r in (i for i, s in enumerate(all_ids) if s == sid):
+                t = f["meta/provenance"][r]
+                t = t.decode() if isinstance(t, bytes) else str(t)
+                if t:
+                    subj = json.loads(t)
+                    break
+    grid = subj.get("grid") or {}
+    return SliceGeometry(
+        pixel_size_mm=float(subj.get("pixel_size_mm", g.get("pixel_size", 1.0))),
+        size=size,
+        origin_xy_mm=tuple(grid["origin_xy_mm"]) if "origin_xy_mm" in grid else None,
+        slice_positions_mm=pos,
+        slice_spacing_mm=subj.get("slice_spacing_mm"),
+        source={"subject_id": next(iter(sids)), "sources": subj.get("sources")}
+        if len(sids) == 1
+        else {},
+    )
 
 
 def write_recon_metadata(

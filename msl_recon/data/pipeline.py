@@ -109,8 +109,11 @@ class SubjectTask:
     strict: bool = False
 
 
-def load_task(task: SubjectTask) -> tuple[dict[str, np.ndarray], np.ndarray, str]:
-    """Images ``{m: (Z, N, N)}``, axial indices ``(Z,)`` and a provenance string for a subject."""
+def load_task(
+    task: SubjectTask,
+) -> tuple[dict[str, np.ndarray], np.ndarray, str, dict[str, Any]]:
+    """Images ``{m: (Z, N, N)}``, axial indices ``(Z,)``, a source string and the real-data
+    provenance of a subject (``{}`` for phantoms; see :func:`msl_recon.data.ingest.load_paired`)."""
     if task.kind == "phantom":
         from .intensity import hu_to_unit
         from .phantom import make_subject
@@ -127,11 +130,11 @@ def load_task(task: SubjectTask) -> tuple[dict[str, np.ndarray], np.ndarray, str
             else:
                 imgs[m] = np.asarray(subj.mr[m], dtype=np.float32)
         z = next(iter(imgs.values())).shape[0]
-        return imgs, np.arange(z, dtype=np.int64), f"phantom:seed={pseed}"
+        return imgs, np.arange(z, dtype=np.int64), f"phantom:seed={pseed}", {}
     if task.kind == "paired":
         from .ingest import load_paired
 
-        imgs, idx, _ = load_paired(
+        imgs, idx, prov = load_paired(
             task.files,
             size=task.size,
             n_slices=task.n_slices,
@@ -142,19 +145,19 @@ def load_task(task: SubjectTask) -> tuple[dict[str, np.ndarray], np.ndarray, str
             strict=task.strict,
         )
         src = ";".join(f"{m}={p}" for m, p in task.files.paths.items())
-        return {m: imgs[m] for m in task.modalities}, idx, src
+        return {m: imgs[m] for m in task.modalities}, idx, src, prov
     if task.kind == "single":
         from .ingest import load_single
 
         (m,) = task.modalities
-        imgs, idx, _ = load_single(
+        imgs, idx, prov = load_single(
             task.files.paths[m],
             m,
             size=task.size,
             n_slices=task.n_slices,
             pixel_size=task.pixel_size,
         )
-        return imgs, idx, f"{m}={task.files.paths[m]}"
+        return imgs, idx, f"{m}={task.files.paths[m]}", prov
     raise ValueError(f"unknown subject kind {task.kind!r}")
 
 
@@ -381,7 +384,7 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
             dynamic_ncols=True,
         )
         stack.callback(bar.close)
-        for task, (imgs, idx, source) in _loaded(tasks, run.workers):
+        for task, (imgs, idx, source, prov) in _loaded(tasks, run.workers):
             w = writers[splits[task.index]]
             gen = torch.Generator().manual_seed(subject_seed(run.seed, task.index, 3))
             for b0 in range(0, len(idx), run.batch_size):
@@ -397,6 +400,8 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
                 batch["meta/subject_index"] = np.full(nb, task.index, dtype=np.int64)
                 batch["meta/slice_index"] = idx[sl].astype(np.int64)
                 batch["meta/source"] = np.array([source] * nb, dtype=object)
+                if prov:  # real data: physical slice positions, subject provenance once
+                    batch.update(_real_meta(prov, sl, nb, first=b0 == 0))
                 if w.n == 0:
                     for m in run.modalities:
                         maps = sim.coil_maps((run.size, run.size)) if m != "ct" else None
@@ -408,6 +413,20 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
         for wr in writers.values():
             wr.close()
     return written
+
+
+def _real_meta(prov: dict[str, Any], sl: slice, nb: int, *, first: bool) -> dict[str, Any]:
+    """``meta/slice_position_mm`` (LPS z of every slice) and ``meta/provenance`` (the subject's
+    provenance JSON on its first slice, empty on the others)."""
+    import json
+
+    text = [""] * nb
+    if first:
+        text[0] = json.dumps(prov, default=float, sort_keys=True)
+    return {
+        "meta/slice_position_mm": np.asarray(prov["slice_positions_mm"], np.float64)[sl],
+        "meta/provenance": np.array(text, dtype=object),
+    }
 
 
 def default_output_dir() -> Path:
