@@ -59,13 +59,15 @@ def orientation_code(img: Any) -> str:
 
 
 def geometry_info(img: Any) -> dict[str, Any]:
-    """Spacing (mm), origin (mm), direction cosines and orientation code of an image."""
+    """Size, spacing (mm), origin (mm), direction cosines, orientation code and obliquity (°)."""
+    n = img.GetDimension()
     return {
         "size": [int(v) for v in img.GetSize()],
         "spacing_mm": [float(v) for v in img.GetSpacing()],
         "origin_mm": [float(v) for v in img.GetOrigin()],
         "direction": [float(v) for v in img.GetDirection()],
         "orientation": orientation_code(img),
+        "obliquity_deg": _obliquity_deg(np.asarray(img.GetDirection()).reshape(n, n)),
     }
 
 
