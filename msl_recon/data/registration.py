@@ -22,6 +22,8 @@ choice explicit:
 * **Multi-resolution.** Shrink factors 4, 2, 1 with Gaussian smoothing 3, 1, 0 voxels; the
   sampling fraction is the paper's 1 % at full resolution and at least ``min_samples`` voxels
   at the coarse levels (1 % of a 4× shrunk volume is too few points for a stable metric).
+* **Best iterate.** Regular-step descent takes fixed-length steps, so its last position need not
+  be its best; the best full-resolution iterate is returned when it evaluates better.
 * **Reported.** Metric before and after (same sampling), iterations, stop condition and the
   transform; ``worsened`` when the registration ends worse than it started.
 
@@ -262,12 +264,29 @@ def register_affine(
     reg.SetSmoothingSigmasPerLevel(list(smoothing_sigmas))
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     reg.SetInitialTransform(init, inPlace=False)
-    counter = {"n": 0}
-    reg.AddCommand(sitk.sitkIterationEvent, lambda: counter.__setitem__("n", counter["n"] + 1))
+    track: dict[str, Any] = {"n": 0, "best": (np.inf, None)}
+    last_level = len(shrink_factors) - 1
+
+    def on_iteration() -> None:
+        track["n"] += 1
+        if reg.GetCurrentLevel() == last_level and reg.GetMetricValue() < track["best"][0]:
+            track["best"] = (reg.GetMetricValue(), tuple(reg.GetOptimizerPosition()))
+
+    reg.AddCommand(sitk.sitkIterationEvent, on_iteration)
     out = reg.Execute(f, m)
     if isinstance(out, sitk.CompositeTransform) and out.GetNumberOfTransforms() == 1:
         out = out.GetNthTransform(0)
     out = sitk.AffineTransform(out) if out.GetName() == "AffineTransform" else out
+    final = metric_value(f, m, out, **kw)
+    returned = "final"
+    # regular-step descent takes fixed-length steps, so its last position need not be its best:
+    # return the best full-resolution iterate when it evaluates better than the last one
+    if track["best"][1] is not None:
+        best = sitk.AffineTransform(out)
+        best.SetParameters(track["best"][1])
+        best_metric = metric_value(f, m, best, **kw)
+        if best_metric < final:
+            out, final, returned = best, best_metric, "best full-resolution iterate"
     settings = {
         "transform": "affine",
         "metric": "mattes_mi",
@@ -283,11 +302,12 @@ def register_affine(
         "shrink_factors": list(shrink_factors),
         "smoothing_sigmas_voxels": list(smoothing_sigmas),
         "seed": seed,
+        "returned": returned,
     }
     return RegistrationResult(
         transform=out,
-        metric=metric_value(f, m, out, **kw),
-        iterations=int(counter["n"]),
+        metric=final,
+        iterations=int(track["n"]),
         stop_condition=reg.GetOptimizerStopConditionDescription(),
         initial_metric=scores[init_name],
         initializer=init_name,
