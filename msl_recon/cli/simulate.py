@@ -104,7 +104,7 @@ def _log_registrations() -> None:
     import logging
     import sys
 
-    log = logging.getLogger("msl_recon.data.ingest")
+    log = logging.getLogger("msl_recon.data.pipeline")
     if not any(getattr(h, "_msl_cli", False) for h in log.handlers):
         h = logging.StreamHandler(sys.stderr)
         h.setFormatter(logging.Formatter("registration %(message)s"))

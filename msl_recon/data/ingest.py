@@ -370,7 +370,7 @@ def load_paired(
             res = register_affine(ct_img, mr_img, seed=seed)
             tx = res.transform
             reg_info[m] = res.to_dict()
-            log.info(format_registration(sid, m, reg_info[m]))
+            log.debug(format_registration(sid, m, reg_info[m]))
             if res.worsened:
                 msg = (
                     f"{sid}: registration of {m} to the CT ended worse than it started (MI "

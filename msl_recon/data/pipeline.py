@@ -385,6 +385,7 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
         )
         stack.callback(bar.close)
         for task, (imgs, idx, source, prov) in _loaded(tasks, run.workers):
+            _log_registration(task.subject_id, prov)
             w = writers[splits[task.index]]
             gen = torch.Generator().manual_seed(subject_seed(run.seed, task.index, 3))
             for b0 in range(0, len(idx), run.batch_size):
@@ -413,6 +414,16 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
         for wr in writers.values():
             wr.close()
     return written
+
+
+def _log_registration(subject_id: str, prov: dict[str, Any]) -> None:
+    """One INFO line per registered MR (logger ``msl_recon.data.pipeline``; the CLI prints it)."""
+    import logging
+
+    from .ingest import format_registration
+
+    for m, r in (prov.get("registration") or {}).items():
+        logging.getLogger(__name__).info(format_registration(subject_id, m, r))
 
 
 def _real_meta(prov: dict[str, Any], sl: slice, nb: int, *, first: bool) -> dict[str, Any]:

@@ -296,3 +296,19 @@ def test_paired_ingest_of_an_oblique_mr_and_a_ras_ct(tmp_path):
     assert prov["sources"]["t1"]["obliquity_deg"] > 3.0
     r = prov["registration"]["t1"]
     assert r["metric_final"] < r["metric_initial"] and not r["worsened"]
+
+
+def test_simulate_prints_a_registration_summary(tmp_path, capsys):
+    d = tmp_path / "sr" / "c1"
+    d.mkdir(parents=True)
+    vol, sp, org = _ct_volume()
+    sitk.WriteImage(_lps_image(vol, sp, org), str(d / "ct.nii.gz"))
+    mr = _lps_image(np.clip(vol + 1000, 0, 1200) / 1200, sp, org)
+    sitk.WriteImage(mr, str(d / "mr.nii.gz"))
+    args = ["simulate", "--input", str(d.parent), "--modalities", "ct,t1", "--size", "32"]
+    args += ["--views", "8", "--split", "1,0,0", "--pixel-size", "8", "--out", str(tmp_path / "o")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _run(args) == 0
+    err = capsys.readouterr().err
+    assert "registration c1 t1: MI " in err and " it, init " in err
