@@ -169,5 +169,11 @@ def test_learning_rate_is_not_estimated_unless_asked():
     fixed, moving = _image(ct), _image(mr)
     res = register_affine(fixed, moving, optimizer="gradient", iterations=3)
     assert res.settings["estimate_learning_rate"] == "never"
+    # convergence_minimum=None disables the convergence check: every iteration runs
+    one = {"shrink_factors": (1,), "smoothing_sigmas": (0.0,)}
+    res = register_affine(
+        fixed, moving, optimizer="gradient", iterations=25, convergence_minimum=None, **one
+    )
+    assert res.iterations == 25, res.stop_condition
     with pytest.raises(ValueError, match="estimate_learning_rate"):
         register_affine(fixed, moving, estimate_learning_rate="sometimes")
