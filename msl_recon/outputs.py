@@ -71,8 +71,8 @@ class SliceGeometry:
     slice_positions_mm : list of float or None
         LPS z (superior) of every slice; None: slices ``slice_spacing_mm`` apart from 0.
     slice_spacing_mm : float or None
-        Spacing of the slices (None and no positions: unknown, written as the pixel size with a
-        note in ``known``).
+        Spacing of the slices (None and no positions: unknown; the NIfTI then uses the pixel
+        size and says so in ``descrip``, recon.h5 in ``provenance.slice_positions_exact``).
     source : dict
         Free-form provenance (source file, orientation …) copied into the HDF5 metadata.
     """
@@ -190,10 +190,10 @@ def write_nifti(
     if a.ndim != 3 or a.shape[1] != a.shape[2] or a.shape[1] != geometry.size:
         raise ValueError(f"expected a (S, {geometry.size}, {geometry.size}) stack, got {a.shape}")
     _, _, exact = geometry.z_axis(a.shape[0])
-    if not exact and a.shape[0] > 1:
+    if not exact and a.shape[0] > 1 and geometry.slice_positions_mm is not None:
         warnings.warn(
-            f"{Path(path).name}: slice positions unknown or not uniform; the NIfTI z spacing is "
-            "approximate (recon.h5 meta/slice_position_mm has the positions)",
+            f"{Path(path).name}: the slices are not evenly spaced; the NIfTI z spacing is their "
+            "mean (recon.h5 meta/slice_position_mm has the positions)",
             stacklevel=2,
         )
     data = np.ascontiguousarray(a.transpose(2, 1, 0))
@@ -205,7 +205,8 @@ def write_nifti(
     img.set_sform(img.affine, code=1)
     img.set_qform(img.affine, code=1)
     descr = {"ct": "CT in HU", "mr": "MRI normalize_mr [0,1]", "mixed": "MSL [0,1]"}
-    hdr["descrip"] = descr.get(kind, "lambda [0,1]").encode()
+    text = descr.get(kind, "lambda [0,1]") + ("" if exact else "; z spacing unknown/approx")
+    hdr["descrip"] = text.encode()
     if kind == "ct":
         hdr.set_slope_inter(1.0, 0.0)
     target = Path(path)

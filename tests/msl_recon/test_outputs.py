@@ -88,8 +88,11 @@ def test_mr_and_lambda_outputs_keep_their_scale(tmp_path):
     vals, aff = read_nifti_stack(tmp_path / "t1.nii")
     np.testing.assert_array_equal(vals, a)
     assert aff[2, 2] == 2.0 and aff[0, 3] == pytest.approx(3.5 * 0.5)  # centred grid
-    with pytest.warns(UserWarning, match="slice positions unknown"):
-        write_nifti(tmp_path / "x.nii", a, SliceGeometry(0.5, 8), kind="mixed")
+    write_nifti(tmp_path / "x.nii", a, SliceGeometry(0.5, 8), kind="mixed")  # z unknown
+    assert b"z spacing unknown" in nib.load(str(tmp_path / "x.nii")).header["descrip"].tobytes()
+    uneven = SliceGeometry(0.5, 8, slice_positions_mm=[0.0, 3.0, 4.0])
+    with pytest.warns(UserWarning, match="not evenly spaced"):
+        write_nifti(tmp_path / "z.nii", np.concatenate([a, a[:1]]), uneven, kind="mixed")
     with pytest.raises(ValueError, match="stack"):
         write_nifti(tmp_path / "y.nii", a[:, :4], g)
 
