@@ -327,7 +327,13 @@ def write_recon_metadata(
     )
     h5["meta/slice_position_mm"] = np.asarray(pos, dtype=np.float64)
     if subject_ids is not None:
-        h5["meta/subject_id"] = np.asarray(list(subject_ids), dtype=object).astype("S")
+        import h5py
+
+        h5.create_dataset(
+            "meta/subject_id",
+            data=np.asarray([str(v) for v in subject_ids], dtype=object),
+            dtype=h5py.string_dtype(),
+        )
     if slice_indices is not None:
         h5["meta/slice_index"] = np.asarray(slice_indices, dtype=np.int64)
     if rows is not None:

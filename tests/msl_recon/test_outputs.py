@@ -119,7 +119,7 @@ def test_recon_metadata(tmp_path):
             modalities=("ct", "t1"),
             source_file="test.h5",
             checkpoint=ckpt,
-            subject_ids=["a", "a", "b"],
+            subject_ids=["a", "a", "bé"],
             slice_indices=[3, 7, 2],
             rows=[0, 1, 5],
         )
@@ -132,7 +132,7 @@ def test_recon_metadata(tmp_path):
         assert inten["datasets"] == {"gt_ct": "ct", "msl_lam0.50": "mixed"}
         assert f["meta/slice_position_mm"][:].tolist() == [10.0, 15.0, 20.0]
         assert f["meta/row"][:].tolist() == [0, 1, 5]
-        assert [s.decode() for s in f["meta/subject_id"][:]] == ["a", "a", "b"]
+        assert [s.decode() for s in f["meta/subject_id"][:]] == ["a", "a", "bé"]
 
 
 def test_simulated_real_data_to_nifti_keeps_physical_positions(tmp_path):
