@@ -576,7 +576,7 @@ def out_of_distribution(ctx: Context) -> dict:
         if path is None:
             rows.append({"method": "MSL", "target": "CT", "test_set": f"{fname} (not shipped)"})
             continue
-        images, _ = load_single(path, "ct", size=s.image_size)
+        images, _, _ = load_single(path, "ct", size=s.image_size, pixel_size=geom.pixel_size)
         gt = torch.as_tensor(np.asarray(images["ct"], dtype=np.float32)).reshape(
             -1, s.image_size, s.image_size
         )[:1]

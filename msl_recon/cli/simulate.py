@@ -103,6 +103,46 @@ def _truncation_checked_later() -> Iterator[None]:
         yield
 
 
+def _apply_pixel_size(
+    g: object, text: str | None, input: Path | None, layout: str, mods: tuple[str, ...], n: int
+) -> object:
+    """The geometry scaled to ``--pixel-size`` (a number in mm, or 'fit' to the input's heads)."""
+    if text is None:
+        return g
+    from ..data.orientation import geometry_with_pixel_size
+
+    if text.strip().lower() == "fit":
+        if input is None:
+            raise UserError("--pixel-size fit needs --input (real data to fit)")
+        from ..data.ingest import discover, fit_dataset_pixel_size
+
+        px = fit_dataset_pixel_size(discover(input, layout, mods), n)
+        typer.echo(f"pixel size fitted to the data: {px:.3f} mm ({n * px:.0f} mm field of view)")
+    else:
+        try:
+            px = float(text)
+        except ValueError:
+            raise UserError(f"--pixel-size must be a number in mm or 'fit', got {text!r}") from None
+    try:
+        return geometry_with_pixel_size(g, px)
+    except ValueError as exc:
+        raise UserError(f"--pixel-size: {exc}") from None
+
+
+def _log_registrations() -> None:
+    """Print each registration's summary line (metric before → after, iterations, stop)."""
+    import logging
+    import sys
+
+    log = logging.getLogger("msl_recon.data.pipeline")
+    if not any(getattr(h, "_msl_cli", False) for h in log.handlers):
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("registration %(message)s"))
+        h._msl_cli = True  # type: ignore[attr-defined]
+        log.addHandler(h)
+    log.setLevel(logging.INFO)
+
+
 def simulate_cmd(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Output folder of train/val/test.h5 (default: data/phantom)."
@@ -150,8 +190,19 @@ def simulate_cmd(
     input: Path | None = typer.Option(
         None, "--input", help="Real data: folder (rire/synthrad), CSV file or image (single)."
     ),
-    layout: str = typer.Option("rire", help="Input layout: rire, synthrad, csv or single."),
+    layout: str = typer.Option(
+        "auto", help="Input layout: auto, rire, synthrad, csv or single (docs/data-layouts.md)."
+    ),
     no_register: bool = typer.Option(False, "--no-register", help="Data is pre-registered."),
+    strict: bool = typer.Option(
+        False, "--strict", help="A registration that ends worse than it started is an error."
+    ),
+    pixel_size: str | None = typer.Option(
+        None,
+        "--pixel-size",
+        help="CT pixel size in mm (scales the geometry), or 'fit' to fit every subject's head "
+        "(default: the preset's; real heads wider than N × pixel size are cut with a warning).",
+    ),
     no_head_mask: bool = typer.Option(
         False, "--no-head-mask", help="Keep everything outside the head."
     ),
@@ -192,6 +243,9 @@ def simulate_cmd(
 
     device = str(resolve_device(device))  # InputError on an unknown device or missing CUDA
     g, n = _load_geometry(preset, geometry, size, views)
+    g = _apply_pixel_size(g, pixel_size, input, layout, mods, n)
+    if input is not None and not quiet:
+        _log_registrations()
     sampling = {}
     try:
         if trajectory == "cartesian":
@@ -243,6 +297,7 @@ def simulate_cmd(
         overwrite=overwrite,
         progress=not quiet,
         allow_truncation=allow_truncation,
+        strict=strict,
     )
     written = run_simulation(run)
     for s, p in written.items():

@@ -121,6 +121,8 @@ class Modality(abc.ABC):
     needs: tuple[str, ...] = ()
     #: Name of the analytical input image (the back-transform), e.g. ``"FBP"``.
     input_label: str = "analytical input"
+    #: dtype of physical-unit NIfTI outputs (``"float32"``, or ``"int16"`` for CT in HU).
+    nifti_dtype: str = "float32"
     #: How physical values map to the stored [0, 1] images (stored in the file attributes).
     intensity: str = ""
 

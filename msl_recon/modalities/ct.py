@@ -102,6 +102,7 @@ class CTModality(Modality):
     family = "ct"
     units = "HU"
     input_label = "FBP"
+    nifti_dtype = "int16"
     raw_key = "ct_sino"
     h5_group = "ct"
     windows: ClassVar[dict[str, tuple[float, float]]] = {
