@@ -48,6 +48,7 @@ __all__ = [
     "BACKPROJECTORS",
     "FBPPlan",
     "backprojection_matrix",
+    "detector_extension",
     "fbp_adjoint",
     "fbp_apply",
     "parker_weights",
@@ -56,7 +57,7 @@ __all__ = [
 #: Back-projection kernels, see the module docstring.
 BACKPROJECTORS = ("hybrid", "linear", "footprint")
 #: bump when the matrices change: cached files are then simply not found
-_MATRIX_VERSION = 1
+_MATRIX_VERSION = 2
 # view-pixel pairs per chunk while building the linear kernel (bounds the build's memory)
 _BUILD_CHUNK = 1 << 21
 
@@ -144,6 +145,38 @@ def _scan_scalars(vec: np.ndarray, fan: bool) -> tuple[float, float, float]:
     return r, r + float(np.hypot(*vec[0, 2:4])), du
 
 
+def detector_extension(geometry: CTGeometry) -> int:
+    """Bins to add on each side of the detector so that every pixel's ray meets it, ``≥ 0``.
+
+    Rays through pixels outside the scanned field of view miss the detector in some views. There
+    the measured data are zero (the object is assumed inside the field of view), but the
+    ramp-filtered projection is not: it has the ramp's ``-1/t²`` tails. FBP therefore filters onto
+    a virtually extended detector and back-projects from it, instead of reading zeros beyond the
+    edge (which leaves strong errors in the image corners of wide fans). The extremes of the
+    detector position over the image square are at its corners (a projective map on a convex
+    set), plus one bin for the interpolation.
+    """
+    d = geometry.det_count
+    vec = geometry.to_vec()
+    h = geometry.image_size * geometry.pixel_size / 2.0
+    corners = np.array([[-h, -h], [-h, h], [h, -h], [h, h]])
+    k = _bin_index(vec, corners[:, 0], corners[:, 1], d, geometry.beam == "fan")
+    over = max(-float(k.min()), float(k.max()) - (d - 1), 0.0)
+    return 0 if over == 0.0 else int(math.ceil(over)) + 1
+
+
+def _bin_index(vec: np.ndarray, xs: np.ndarray, ys: np.ndarray, d: int, fan: bool) -> np.ndarray:
+    """Fractional detector bin ``(V, P)`` hit by the ray through the points ``(xs, ys)``."""
+    sx, sy, cx, cy, ux, uy = (vec[:, i : i + 1] for i in range(6))
+    if fan:  # the ray s + λ (x - s) meets the detector c + t u at t
+        ax, ay = xs[None, :] - sx, ys[None, :] - sy
+        num = (sx - cx) * ay - (sy - cy) * ax
+    else:  # the ray x + λ r (r = (sx, sy)) meets the detector at t
+        ax, ay = sx, sy
+        num = (xs[None, :] - cx) * ay - (ys[None, :] - cy) * ax
+    return num / (ux * ay - uy * ax) + (d - 1) / 2.0
+
+
 class FBPPlan:
     """Geometry- and filter-dependent weights of an FBP (small arrays; no matrices).
 
@@ -200,8 +233,11 @@ class FBPPlan:
         p = geometry.pixel_size
         use_aa = antialias and backprojector == "linear"
         self.footprint = math.sqrt(max(0.0, p * p - ds * ds)) if use_aa else 0.0
-        self.response = ramp_response(d, ds, filt, fscale, self.footprint)
-        self.n_pad = padded_length(d)
+        self.ext = detector_extension(geometry)
+        # the filtered projections are kept on the detector extended by `ext` bins on each side;
+        # P >= 2 (D + ext) - 1 keeps the circular convolution linear on all of them
+        self.response = ramp_response(d + self.ext, ds, filt, fscale, self.footprint)
+        self.n_pad = padded_length(d + self.ext)
         self.pre = pre
         self.view_weights = w
         self._tensors: dict[tuple[torch.device, torch.dtype], dict[str, torch.Tensor]] = {}
@@ -312,6 +348,8 @@ def _linear_kernel(geometry: CTGeometry) -> Any:
     vec = geometry.to_vec()
     fan = geometry.beam == "fan"
     v, d = geometry.sino_shape
+    e = detector_extension(geometry)
+    de = d + 2 * e  # columns index the extended detector
     n2 = geometry.image_size**2
     xs, ys = _pixel_centres(geometry.image_size, geometry.pixel_size)
     cols = np.empty((n2, v, 2), dtype=np.int64)
@@ -319,38 +357,36 @@ def _linear_kernel(geometry: CTGeometry) -> Any:
     step = max(1, _BUILD_CHUNK // n2)
     for v0 in range(0, v, step):
         vv = vec[v0 : v0 + step]
-        sx, sy, cx, cy, ux, uy = (vv[:, i : i + 1] for i in range(6))
-        if fan:  # the ray s + λ (x - s) meets the detector c + t u at t
-            ax, ay = xs[None, :] - sx, ys[None, :] - sy
-            num = (sx - cx) * ay - (sy - cy) * ax
-            wgt = _distance_weights(vv, xs, ys)
-        else:  # the ray x + λ r (r = (sx, sy)) meets the detector at t
-            ax, ay = sx, sy
-            num = (xs[None, :] - cx) * ay - (ys[None, :] - cy) * ax
-            wgt = 1.0
-        k = num / (ux * ay - uy * ax) + (d - 1) / 2.0  # fractional bin index, (Vc, N²)
+        sl = slice(v0, v0 + vv.shape[0])
+        k = _bin_index(vv, xs, ys, d, fan) + e  # fractional bin of the extended detector
+        wgt = _distance_weights(vv, xs, ys) if fan else 1.0
         k0 = np.floor(k)
         f = k - k0
-        base = (np.arange(v0, v0 + vv.shape[0])[:, None] * d).astype(np.float64)
-        cols[:, v0 : v0 + vv.shape[0], 0] = (base + k0).T
-        vals[:, v0 : v0 + vv.shape[0], 0] = (wgt * (1.0 - f)).T
-        vals[:, v0 : v0 + vv.shape[0], 1] = (wgt * f).T
-        # bins outside the detector read zeros: mark them with a zero weight
-        bad0 = ((k0 < 0) | (k0 >= d)).T
-        bad1 = ((k0 + 1 < 0) | (k0 + 1 >= d)).T
-        vals[:, v0 : v0 + vv.shape[0], 0][bad0] = 0.0
-        vals[:, v0 : v0 + vv.shape[0], 1][bad1] = 0.0
+        base = (np.arange(v0, v0 + vv.shape[0])[:, None] * de).astype(np.float64)
+        cols[:, sl, 0] = (base + k0).T
+        vals[:, sl, 0] = (wgt * (1.0 - f)).T
+        vals[:, sl, 1] = (wgt * f).T
+        # bins outside the (extended) detector read zeros: mark them with a zero weight
+        vals[:, sl, 0][((k0 < 0) | (k0 >= de)).T] = 0.0
+        vals[:, sl, 1][((k0 + 1 < 0) | (k0 + 1 >= de)).T] = 0.0
     cols[:, :, 1] = cols[:, :, 0] + 1
     keep = vals != 0.0
     indptr = np.zeros(n2 + 1, dtype=np.int64)
     np.cumsum(keep.reshape(n2, -1).sum(axis=1), out=indptr[1:])
-    return sp.csr_matrix((vals[keep], cols[keep], indptr), shape=(n2, v * d))
+    return sp.csr_matrix((vals[keep], cols[keep], indptr), shape=(n2, v * de))
 
 
 def _footprint_kernel(geometry: CTGeometry, cache_dir: str | os.PathLike | None) -> Any:
     """Transpose of ASTRA's ``line`` projector, normalised per pixel and view, times ``(R/L)²``."""
+    import dataclasses
+
     from .ray import RayTransform
 
+    e = detector_extension(geometry)
+    if e:  # ASTRA's projector for the detector extended by e bins on each side
+        geometry = dataclasses.replace(
+            geometry, det_count=geometry.det_count + 2 * e, angles=geometry.angles, n_views=None
+        )
     a = RayTransform(geometry, projector="line", cache_dir=cache_dir).system_matrix()
     at = a.T.tocsr()  # (N², V D), sorted by the counting sort of tocsc
     v, d = geometry.sino_shape
@@ -411,10 +447,23 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _filter_columns(q: torch.Tensor, plan: FBPPlan, t: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Ramp-filter ``q (V, D, B)`` along the detector (zero padded), times the view weights."""
-    d = q.shape[1]
-    spec = torch.fft.rfft(q, n=plan.n_pad, dim=1) * t["spec"][:, :, None]
-    return torch.fft.irfft(spec, n=plan.n_pad, dim=1)[:, :d, :]
+    """Ramp-filter ``q (V, D, B)`` (zero padded) times the view weights, onto ``D + 2 ext`` bins."""
+    d, e, n = q.shape[1], plan.ext, plan.n_pad
+    out = torch.fft.irfft(torch.fft.rfft(q, n=n, dim=1) * t["spec"][:, :, None], n=n, dim=1)
+    if e == 0:
+        return out[:, :d, :]
+    return torch.cat([out[:, n - e :, :], out[:, : d + e, :]], dim=1)
+
+
+def _filter_columns_t(q: torch.Tensor, plan: FBPPlan, t: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Transpose of :func:`_filter_columns`: ``(V, D + 2 ext, B)`` → ``(V, D, B)``."""
+    e, n = plan.ext, plan.n_pad
+    d = q.shape[1] - 2 * e
+    if e:  # scatter back onto the circular grid (the two pieces do not overlap: n > d + 2e)
+        gap = q.new_zeros(q.shape[0], n - d - 2 * e, q.shape[2])
+        q = torch.cat([q[:, e:, :], gap, q[:, :e, :]], dim=1)
+    out = torch.fft.irfft(torch.fft.rfft(q, n=n, dim=1) * t["spec"][:, :, None], n=n, dim=1)
+    return out[:, :d, :]
 
 
 def fbp_apply(y: torch.Tensor, plan: FBPPlan, mat: SparseMatrixPair) -> torch.Tensor:
@@ -433,7 +482,7 @@ def fbp_apply(y: torch.Tensor, plan: FBPPlan, mat: SparseMatrixPair) -> torch.Te
         return y.new_zeros((*batch, n, n))
     t = plan.tensors(y.device, cdt)
     q = _filter_columns(cols.reshape(v, d, b) * t["pre"][:, :, None], plan, t)
-    out = spmm(mat.one(y.device, cdt, False), q.reshape(v * d, b))
+    out = spmm(mat.one(y.device, cdt, False), q.reshape(-1, b))
     return out.T.reshape(*batch, n, n).to(y.dtype)
 
 
@@ -448,6 +497,6 @@ def fbp_adjoint(x: torch.Tensor, plan: FBPPlan, mat: SparseMatrixPair) -> torch.
     if b == 0:
         return x.new_zeros((*batch, v, d))
     t = plan.tensors(x.device, cdt)
-    q = spmm(mat.one(x.device, cdt, True), cols).reshape(v, d, b)
-    q = _filter_columns(q, plan, t) * t["pre"][:, :, None]
+    q = spmm(mat.one(x.device, cdt, True), cols).reshape(v, d + 2 * plan.ext, b)
+    q = _filter_columns_t(q, plan, t) * t["pre"][:, :, None]
     return q.reshape(v * d, b).T.reshape(*batch, v, d).to(x.dtype)
