@@ -12,6 +12,18 @@ back-projection, a fixed sparse matrix ``(N², V·D)`` built once per geometry a
 in memory (:mod:`._matrix_cache`). A batch is filtered and back-projected with the batch in the
 columns: one FFT pair and one sparse × dense product, on any device.
 
+Two exact structural savings:
+
+- the filtered projections live on the detector extended by ``ext`` bins on each side
+  (:func:`detector_extension`), so pixels outside the scanned field of view read the true ramp
+  tails rather than zeros beyond the detector edge;
+- when the views come in groups rotated by 90° (:func:`rotation_fold`; full fan rotations with
+  ``V`` divisible by 4, half parallel rotations with even ``V``), only the first group's matrix
+  is stored: the ``m`` groups become ``m`` times as many columns of one product whose results
+  are rotated back (``torch.rot90``) and summed. The matrix is ``m`` times smaller and is read
+  once for all of them (measured on 1 busy CPU thread, 384² msl-paper, 64 views: 3.6 ms per
+  slice at batch 4, 6.8 ms for one slice).
+
 The geometry is read from its canonical vectors (:meth:`geometries.CTGeometry.to_vec`) only.
 
 Back-projection kernels (``B`` for view ``v``, pixel centre ``x``; all carry the fan-beam distance
@@ -234,6 +246,7 @@ class FBPPlan:
         use_aa = antialias and backprojector == "linear"
         self.footprint = math.sqrt(max(0.0, p * p - ds * ds)) if use_aa else 0.0
         self.ext = detector_extension(geometry)
+        self.fold = rotation_fold(geometry)
         # the filtered projections are kept on the detector extended by `ext` bins on each side;
         # P >= 2 (D + ext) - 1 keeps the circular convolution linear on all of them
         self.response = ramp_response(d + self.ext, ds, filt, fscale, self.footprint)
@@ -337,7 +350,7 @@ def _distance_weights(vec: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.nda
     return (r2 / dist) ** 2
 
 
-def _linear_kernel(geometry: CTGeometry) -> Any:
+def _linear_kernel(geometry: CTGeometry, e: int) -> Any:
     """Pixel-driven linear-interpolation kernel with distance weights, scipy CSR ``(N², V D)``.
 
     Built row by row in order (pixel, view, bin), so the CSR arrays come out sorted without a
@@ -348,8 +361,7 @@ def _linear_kernel(geometry: CTGeometry) -> Any:
     vec = geometry.to_vec()
     fan = geometry.beam == "fan"
     v, d = geometry.sino_shape
-    e = detector_extension(geometry)
-    de = d + 2 * e  # columns index the extended detector
+    de = d + 2 * e  # columns index the detector extended by e bins on each side
     n2 = geometry.image_size**2
     xs, ys = _pixel_centres(geometry.image_size, geometry.pixel_size)
     cols = np.empty((n2, v, 2), dtype=np.int64)
@@ -376,13 +388,12 @@ def _linear_kernel(geometry: CTGeometry) -> Any:
     return sp.csr_matrix((vals[keep], cols[keep], indptr), shape=(n2, v * de))
 
 
-def _footprint_kernel(geometry: CTGeometry, cache_dir: str | os.PathLike | None) -> Any:
+def _footprint_kernel(geometry: CTGeometry, e: int, cache_dir: str | os.PathLike | None) -> Any:
     """Transpose of ASTRA's ``line`` projector, normalised per pixel and view, times ``(R/L)²``."""
     import dataclasses
 
     from .ray import RayTransform
 
-    e = detector_extension(geometry)
     if e:  # ASTRA's projector for the detector extended by e bins on each side
         geometry = dataclasses.replace(
             geometry, det_count=geometry.det_count + 2 * e, angles=geometry.angles, n_views=None
@@ -394,8 +405,9 @@ def _footprint_kernel(geometry: CTGeometry, cache_dir: str | os.PathLike | None)
     # slot of each entry: (pixel, view), in increasing order along the sorted CSR arrays
     slot = np.repeat(np.arange(0, n2 * v, v, dtype=np.int64), np.diff(at.indptr))
     slot += at.indices // d
-    with np.errstate(divide="ignore"):  # slots without entries are never read
-        scale = 1.0 / np.bincount(slot, weights=at.data, minlength=n2 * v)
+    sums = np.bincount(slot, weights=at.data, minlength=n2 * v)
+    # a pixel that no ray of a view crosses (or only with zero weights) gets nothing from it
+    scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
     if geometry.beam == "fan":
         xs, ys = _pixel_centres(geometry.image_size, geometry.pixel_size)
         scale *= _distance_weights(geometry.to_vec(), xs, ys).T.reshape(-1)
@@ -403,13 +415,35 @@ def _footprint_kernel(geometry: CTGeometry, cache_dir: str | os.PathLike | None)
     return at
 
 
-def _build(geometry: CTGeometry, kind: str, cache_dir: str | os.PathLike | None) -> Any:
+def rotation_fold(geometry: CTGeometry) -> int:
+    """``m`` in {4, 2, 1}: view ``v + r V/m`` is view ``v`` rotated by ``r · 90°`` (``r < m``).
+
+    A square pixel grid centred on the isocentre maps onto itself under a 90° rotation, so the
+    back-projection of such views is that of the first ``V/m`` views, rotated: the matrix is
+    built and stored for ``V/m`` views only and applied once to ``m`` times as many columns
+    (full fan-beam rotations with ``V`` divisible by 4, half parallel rotations with even ``V``).
+    """
+    a = geometry.angles_array
+    for m in (4, 2):
+        if a.size % m or a.size < m:
+            continue
+        g = a.size // m
+        diff = a.reshape(m, g) - a[None, :g] - (np.arange(m) * (math.pi / 2))[:, None]
+        if np.allclose(np.angle(np.exp(1j * diff)), 0.0, atol=1e-9):
+            return m
+    return 1
+
+
+def _build(geometry: CTGeometry, kind: str, fold: int, cache_dir: str | os.PathLike | None) -> Any:
+    e = detector_extension(geometry)
+    if fold > 1:
+        geometry = geometry.subset(np.arange(geometry.n_views // fold))  # type: ignore[operator]
     if kind == "linear":
-        mat = _linear_kernel(geometry)
+        mat = _linear_kernel(geometry, e)
     elif kind == "footprint":
-        mat = _footprint_kernel(geometry, cache_dir)
+        mat = _footprint_kernel(geometry, e, cache_dir)
     else:
-        lin, foot = _linear_kernel(geometry), _footprint_kernel(geometry, cache_dir)
+        lin, foot = _linear_kernel(geometry, e), _footprint_kernel(geometry, e, cache_dir)
         mat = (lin * 0.5 + foot * 0.5).tocsr()
     mat.sum_duplicates()
     mat.sort_indices()
@@ -421,20 +455,30 @@ def _build(geometry: CTGeometry, kind: str, cache_dir: str | os.PathLike | None)
 
 
 def backprojection_matrix(
-    geometry: CTGeometry, kind: str, cache_dir: str | os.PathLike | None = None
+    geometry: CTGeometry,
+    kind: str,
+    cache_dir: str | os.PathLike | None = None,
+    fold: int | None = None,
 ) -> SparseMatrixPair:
-    """The back-projection ``B`` ``(N², V·D)`` of ``geometry`` with kernel ``kind``, cached.
+    """The back-projection of ``geometry`` with kernel ``kind``, cached.
 
-    Cached on disk (keyed by the geometry fingerprint, the kernel and, for kernels built from
-    ASTRA's projector, the ASTRA version) and in memory, like the ray transform's system matrix.
+    Shape ``(N², (V/fold) (D + 2 ext))``: the views of one rotation group (see
+    :func:`rotation_fold`, the default ``fold``) on the extended detector
+    (:func:`detector_extension`). Cached on disk (keyed by the geometry fingerprint, the kernel,
+    the fold and, for kernels built from ASTRA's projector, the ASTRA version) and in memory,
+    like the ray transform's system matrix.
     """
+    fold = rotation_fold(geometry) if fold is None else int(fold)
     extra = "" if kind == "linear" else f"|astra-{_astra.astra_version()}"
-    key = f"fbp-bp|v{_MATRIX_VERSION}|{geometry.fingerprint()}|{kind}{extra}"
+    key = f"fbp-bp|v{_MATRIX_VERSION}|{geometry.fingerprint()}|{kind}|fold{fold}{extra}"
     path = _matrix_cache.cache_path(key, cache_dir, prefix="fbp")
 
     def make() -> SparseMatrixPair:
         mat, source = _matrix_cache.load_or_build(
-            key, lambda: _build(geometry, kind, cache_dir), cache_dir=cache_dir, prefix="fbp"
+            key,
+            lambda: _build(geometry, kind, fold, cache_dir),
+            cache_dir=cache_dir,
+            prefix="fbp",
         )
         return SparseMatrixPair(mat, source)
 
@@ -482,8 +526,14 @@ def fbp_apply(y: torch.Tensor, plan: FBPPlan, mat: SparseMatrixPair) -> torch.Te
         return y.new_zeros((*batch, n, n))
     t = plan.tensors(y.device, cdt)
     q = _filter_columns(cols.reshape(v, d, b) * t["pre"][:, :, None], plan, t)
-    out = spmm(mat.one(y.device, cdt, False), q.reshape(-1, b))
-    return out.T.reshape(*batch, n, n).to(y.dtype)
+    m = plan.fold
+    # rotation group r of the views becomes columns r B .. r B + B - 1 of one product
+    q = q.reshape(m, -1, b).permute(1, 0, 2).reshape(-1, m * b)
+    out = spmm(mat.one(y.device, cdt, False), q).view(n, n, m, b)
+    img = out[:, :, 0, :]
+    for r in range(1, m):
+        img = img + torch.rot90(out[:, :, r, :], r, dims=(0, 1))
+    return img.permute(2, 0, 1).reshape(*batch, n, n).to(y.dtype)
 
 
 def fbp_adjoint(x: torch.Tensor, plan: FBPPlan, mat: SparseMatrixPair) -> torch.Tensor:
@@ -492,11 +542,14 @@ def fbp_adjoint(x: torch.Tensor, plan: FBPPlan, mat: SparseMatrixPair) -> torch.
     n = plan.geometry.image_size
     batch = x.shape[:-2]
     cdt = _compute_dtype(x.dtype)
-    cols = x.reshape(-1, n * n).T.to(cdt)
-    b = cols.shape[1]
+    img = x.reshape(-1, n, n).permute(1, 2, 0).to(cdt)  # (N, N, B)
+    b = img.shape[2]
     if b == 0:
         return x.new_zeros((*batch, v, d))
     t = plan.tensors(x.device, cdt)
-    q = spmm(mat.one(x.device, cdt, True), cols).reshape(v, d + 2 * plan.ext, b)
+    m = plan.fold
+    cols = torch.stack([torch.rot90(img, -r, dims=(0, 1)) for r in range(m)], dim=2)
+    q = spmm(mat.one(x.device, cdt, True), cols.reshape(n * n, m * b))
+    q = q.view(-1, m, b).permute(1, 0, 2).reshape(v, d + 2 * plan.ext, b)
     q = _filter_columns_t(q, plan, t) * t["pre"][:, :, None]
     return q.reshape(v * d, b).T.reshape(*batch, v, d).to(x.dtype)

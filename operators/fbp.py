@@ -158,11 +158,18 @@ class FBP(LinearOperator):
         super().__init__(geometry.sino_shape, geometry.image_shape, name="FBP")
 
     def backprojection_matrix(self) -> Any:
-        """The back-projection ``B`` as ``scipy.sparse.csr_matrix`` ``(N², V·D)``, float32."""
+        """The stored back-projection, ``scipy.sparse.csr_matrix``, float32.
+
+        Shape ``(N², (V/m)(D + 2e))``: the first ``V/m`` views (the others are their rotations
+        by multiples of 90°, ``m = self._plan.fold``) on the detector extended by
+        ``e = self._plan.ext`` bins on each side; see :mod:`operators._fbp_numerics`.
+        """
         return self._matrix().matrix
 
     def _matrix(self) -> SparseMatrixPair:
-        return backprojection_matrix(self.geometry, self.backprojector, self.cache_dir)
+        return backprojection_matrix(
+            self.geometry, self.backprojector, self.cache_dir, self._plan.fold
+        )
 
     def _apply(self, y: torch.Tensor) -> torch.Tensor:
         return fbp_apply(y, self._plan, self._matrix())
