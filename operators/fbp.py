@@ -203,3 +203,16 @@ def _example_fan(device: torch.device) -> LinearOperator:
         source_origin=20.0, origin_detector=10.0,
     )  # fmt: skip
     return FBP(g)
+
+
+@register_example("fbp-fan-rotation-groups")
+def _example_fan_groups(device: torch.device) -> LinearOperator:
+    from geometries import FanBeam2D
+
+    # 8 views: four groups rotated by 90° (one stored matrix); the fan misses the image corners,
+    # so the detector is extended too
+    g = FanBeam2D(
+        image_size=8, pixel_size=1.0, det_count=14, det_spacing=1.0, n_views=8,
+        source_origin=12.0, origin_detector=6.0,
+    )  # fmt: skip
+    return FBP(g, filter="shepp-logan")

@@ -421,6 +421,33 @@ def test_backprojection_matrix_cache_and_kernels(tmp_path, tiny_fan) -> None:
     assert lin.nnz <= 2 * 24 * 24 * 30
 
 
+@pytest.mark.parametrize(
+    "g,fold",
+    [
+        (geo.preset("msl-paper", image_size=32, n_views=32), 4),
+        (geo.ParallelBeam2D(image_size=17, n_views=10), 2),
+        (geo.preset("msl-paper", image_size=32, n_views=30), 1),
+    ],
+    ids=["fan-4", "parallel-2", "fan-none"],
+)
+def test_rotation_fold_is_exact(g: geo.CTGeometry, fold: int) -> None:
+    import copy
+
+    from operators import _fbp_numerics as fn
+
+    op = FBP(g, backprojector="linear")
+    assert op._plan.fold == fold
+    full_plan = copy.copy(op._plan)
+    full_plan.fold = 1
+    full = fn.backprojection_matrix(g, "linear", fold=1)
+    assert op.backprojection_matrix().shape[1] * fold == full.matrix.shape[1]
+    gen = torch.Generator().manual_seed(5)
+    y = torch.randn(3, *g.sino_shape, generator=gen, dtype=torch.float64)
+    x = torch.randn(3, *g.image_shape, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(op(y), fn.fbp_apply(y, full_plan, full), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(op.H(x), fn.fbp_adjoint(x, full_plan, full), rtol=1e-12, atol=1e-12)
+
+
 def test_construction_is_cached_and_cheap() -> None:
     g = geo.preset("msl-paper", image_size=96, n_views=64)
     a = FBP(g)
