@@ -44,6 +44,21 @@ def timeit(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
     return 1e3 * statistics.median(times)
 
 
+@contextlib.contextmanager
+def threads(n: int) -> Any:
+    """Run the block with ``n`` torch intra-op threads (restored afterwards).
+
+    On a shared, oversubscribed machine the fork/join of a 2-thread product can cost more than it
+    saves, so the benchmark reports both.
+    """
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def rel_diff(a: Any, b: Any) -> float:
     """``max |a - b| / max |b|``."""
     a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)

@@ -21,7 +21,17 @@ import torch
 import geometries as geo
 import operators as ops
 
-from ._operator_common import Row, not_available, odl_fan, phantom, ratio, rmse, row, timeit
+from ._operator_common import (
+    Row,
+    not_available,
+    odl_fan,
+    phantom,
+    ratio,
+    rmse,
+    row,
+    threads,
+    timeit,
+)
 
 __all__ = ["bench_discrete_accuracy", "bench_fan_fbp", "bench_parallel_fbp"]
 
@@ -76,6 +86,8 @@ def bench_fan_fbp(g: geo.FanBeam2D, repeats: int, section: str, batch: int = 4) 
     tb = timeit(ours_batch, repeats)
     t1 = timeit(ours_one, repeats)
     tc = timeit(lambda: ops.FBP(g)(yb.contiguous()), repeats)
+    with threads(1):
+        tb1, t11 = timeit(ours_batch, repeats), timeit(ours_one, repeats)
     try:
         ray, fbp = _odl_fbp(g)
         el = ray.range.element(y1[0].numpy())
@@ -107,8 +119,18 @@ def bench_fan_fbp(g: geo.FanBeam2D, repeats: int, section: str, batch: int = 4) 
     )
     rows.append(row(section, "  same, contiguous input", tc, ms_per_slice=tc / batch))
     rows.append(
+        row(
+            section,
+            "  same, 1 thread",
+            tb1,
+            ms_per_slice=tb1 / batch,
+            per_slice_vs_odl=ratio(to, tb1 / batch),
+        )
+    )
+    rows.append(
         row(section, f"fan FBP (ours, {n}², one slice)", t1, per_slice_vs_odl=ratio(to, t1))
     )
+    rows.append(row(section, "  same, 1 thread", t11, per_slice_vs_odl=ratio(to, t11)))
     if to is not None:
         rows.append(row(section, "  ODL fbp_op (Ram-Lak, one slice)", to))
     for kind in ("analytic", "discrete"):
@@ -185,6 +207,8 @@ def bench_parallel_fbp(n: int, n_views: int, repeats: int, section: str) -> list
 
     t1 = timeit(ours_one, repeats)
     tb = timeit(lambda: ops.FBP(g)(yb), repeats)
+    with threads(1):
+        t11 = timeit(ours_one, repeats)
     ours_rmse = rmse(ops.FBP(g)(torch.from_numpy(sino.astype(np.float32))), img)
 
     vol, proj = g.to_astra()
@@ -216,6 +240,7 @@ def bench_parallel_fbp(n: int, n_views: int, repeats: int, section: str) -> list
             matrix_build_or_load_s=build_s,
         )
     )
+    rows.append(row(section, "  ours, 1 thread", t11, vs_astra_fbp=ratio(ta, t11)))
     rows.append(row(section, "  ours, batch 4 (per slice)", tb / 4, vs_astra_fbp=ratio(ta, tb / 4)))
     rows.append(row(section, "  ASTRA CPU FBP (ram-lak, one slice)", ta, rmse=astra_rmse))
     try:

@@ -19,6 +19,17 @@ spacing on the half circle (angles modulo π), so ``[0, π)`` and ``[0, 2π)`` s
 
 The adjoint :meth:`FBP.H` is the exact Euclidean transpose of the discrete operator (what
 autograd needs), not a continuous-domain adjoint.
+
+Accuracy against ODL's ``fbp_op`` (approximate fan FBP: no cosine or ``1/U²`` weights, the sampled
+``|ω|`` ramp, ASTRA's back-projector): on closed-form sinograms the exact weights win. On sinograms
+made by ASTRA's ``line`` projector from the pixel image (what training feeds FBP) a pixel-driven
+linear-interpolation back-projection lost (RMSE 1.07-1.2 × ODL's) for two reasons, both measured:
+(1) inside the field of view, ODL back-projects with the transpose of the very projector that made
+the data (a footprint kernel matched to it), which the pixel-driven kernel is not; ramp variants
+(sampled ``|ω|``, extra smoothing) did not close the gap, the matched kernel did; (2) outside the
+scanned circle (image corners of wide fans), rays that miss the detector read zeros instead of the
+ramp-filtered tails, with the ``1/U²`` weights amplifying the error. Hence the default fan kernel
+(half linear, half footprint) and the extended detector; see :mod:`._fbp_numerics`.
 """
 
 from __future__ import annotations
