@@ -212,7 +212,7 @@ class RayTransform(LinearOperator):
         """Filtered back projection :class:`operators.fbp.FBP` for the same geometry."""
         from .fbp import FBP
 
-        return FBP(self.geometry)
+        return FBP(self.geometry, cache_dir=self.cache_dir)
 
     def __getstate__(self) -> dict[str, Any]:
         # matrices and ASTRA objects are rebuilt (from the caches) in the receiving process
