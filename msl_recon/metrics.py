@@ -1,4 +1,4 @@
-"""Image-quality metrics of the paper, computed as the common tools do (DESIGN §3).
+"""Image-quality metrics of the paper, computed as the common tools do (docs/architecture.md, Conventions).
 
 Torch versions (batched over leading axes, any device, usable in training/validation):
 

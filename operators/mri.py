@@ -1,6 +1,6 @@
 """MRI forward models: masked Cartesian FFT and radial/non-Cartesian NUFFT (torchkbnufft).
 
-Both operators use the centred orthonormal DFT of DESIGN §3,
+Both operators use the centred orthonormal DFT of docs/architecture.md, Conventions,
 ``F x = fftshift(fft2(ifftshift(x), norm="ortho"))``: pixel ``(N//2, N//2)`` is the image origin,
 frequency ``k`` (rad/pixel) multiplies ``exp(-i k·n)`` and the transform is scaled by
 ``1/sqrt(H W)``. On Cartesian grid frequencies ``k = 2π m / N`` the NUFFT therefore agrees with
@@ -38,7 +38,7 @@ __all__ = [
 
 # --------------------------------------------------------------------------- helpers
 def centered_fft2(x: torch.Tensor) -> torch.Tensor:
-    """``fftshift(fft2(ifftshift(x), norm="ortho"))`` over the last two axes (DESIGN §3).
+    """``fftshift(fft2(ifftshift(x), norm="ortho"))`` over the last two axes (docs/architecture.md, Conventions).
 
     ``x`` is real or complex ``(..., H, W)`` (float32 → complex64); the result is complex.
     """

@@ -1,7 +1,7 @@
 """Exact ASTRA ray transforms (parallel and flat fan beam) as differentiable torch operators.
 
 Two backends compute the same numbers as ASTRA's CPU projectors for the physical-unit geometry
-of :meth:`geometries.CTGeometry.to_astra` (DESIGN §3):
+of :meth:`geometries.CTGeometry.to_astra` (docs/architecture.md, Conventions):
 
 ``"astra"`` (default)
     ASTRA's system matrix, exported once with ``astra.projector.matrix``, held as a torch

@@ -1,4 +1,4 @@
-"""Torch metrics equal skimage's (DESIGN §3) within 1e-3, and the soft MI is differentiable."""
+"""Torch metrics equal skimage's (docs/architecture.md, Conventions) within 1e-3, and the soft MI is differentiable."""
 
 from __future__ import annotations
 
