@@ -1,4 +1,6 @@
-"""Image-quality metrics of the paper, computed as the common tools do (docs/architecture.md, Conventions).
+"""Image-quality metrics of the paper, computed as the common tools do.
+
+See docs/architecture.md, Conventions.
 
 Torch versions (batched over leading axes, any device, usable in training/validation):
 

@@ -38,7 +38,9 @@ __all__ = [
 
 # --------------------------------------------------------------------------- helpers
 def centered_fft2(x: torch.Tensor) -> torch.Tensor:
-    """``fftshift(fft2(ifftshift(x), norm="ortho"))`` over the last two axes (docs/architecture.md, Conventions).
+    """``fftshift(fft2(ifftshift(x), norm="ortho"))`` over the last two axes.
+
+    See docs/architecture.md, Conventions.
 
     ``x`` is real or complex ``(..., H, W)`` (float32 → complex64); the result is complex.
     """

@@ -1,4 +1,6 @@
-"""Filtered back-projection on closed-form sinograms of ellipse phantoms (docs/architecture.md, Operators: "FBP").
+"""Filtered back-projection on closed-form sinograms of ellipse phantoms.
+
+See docs/architecture.md, Operators ("FBP").
 
 Accuracy is the RMSE against the pixel-averaged phantom inside the disk of radius 0.9 × half the
 field of view (outside it the fan may not cover the image corners). Measured numbers are in the

@@ -1,4 +1,6 @@
-"""Checks that every registered operator example passes (docs/architecture.md, Operators: "Adjoint truth").
+"""Checks that every registered operator example passes.
+
+See docs/architecture.md, Operators ("Adjoint truth").
 
 The suite parametrises over :func:`operators.examples`, so an operator registered anywhere in
 ``operators`` is picked up here without touching this file. Also tests the algebra of the
