@@ -2,8 +2,8 @@
 MSL config and checkpoint.
 
 It is deliberately written here, following the schema of docs/architecture.md (Data files),
-rather than through ``msl-recon simulate``: the training and inference code is then tested against the format
-itself. 32² images of random ellipses (CT) and a related contrast (T1), a 16-view fan-beam scan
+rather than through ``msl-recon simulate``: the training and inference code is then tested
+against the format itself. 32² images of random ellipses (CT) and a related contrast (T1), a 16-view fan-beam scan
 and a 1/4 Cartesian mask.
 """
 
