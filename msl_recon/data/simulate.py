@@ -2,10 +2,11 @@
 
 Physical scaling of the CT noise
 --------------------------------
-CT images are stored in [0, 1] by the MSL mapping (docs/architecture.md, Conventions):
-``u = μ / 0.6`` with μ in cm⁻¹ (water 0.192 cm⁻¹). So one unit of image intensity is ``0.06``
-mm⁻¹ (:data:`MU_PER_UNIT`), and a stored sinogram value ``p = (A u)`` (mm × unit) is the dimensionless line integral
-``∫μ dl = MU_PER_UNIT · p``. With ``I0`` incident photons per detector bin the detected counts are
+CT images are stored in [0, 1] by the MSL mapping (docs/architecture.md, Conventions): ``u = μ /
+0.6`` with μ in cm⁻¹ (water 0.192 cm⁻¹). So one unit of image intensity is ``0.06`` mm⁻¹
+(:data:`MU_PER_UNIT`), and a stored sinogram value ``p = (A u)`` (mm × unit) is the dimensionless
+line integral ``∫μ dl = MU_PER_UNIT · p``. With ``I0`` incident photons per detector bin the
+detected counts are
 
     I = Poisson(I0 · exp(−MU_PER_UNIT · p)) + Normal(0, σ_e²),
 
