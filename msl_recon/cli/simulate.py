@@ -408,8 +408,11 @@ def write_preview(file: Path, out: Path, *, index: int = 0, overwrite: bool = Fa
     for ax, (title, img, cmap) in zip(axes.flat, panels, strict=False):
         kw = {"vmin": 0.0, "vmax": 1.0} if cmap == "gray" and title != "mask" else {}
         aspect = "auto" if title.startswith(("sinogram", "log |k| per")) else "equal"
-        ax.imshow(img, cmap=cmap, aspect=aspect, interpolation="nearest", **kw)
+        im = ax.imshow(img, cmap=cmap, aspect=aspect, interpolation="nearest", **kw)
         ax.set_title(title, fontsize=9)
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+        cb.ax.tick_params(labelsize=6)
+        cb.set_label("[0, 1]" if kw else "data units", fontsize=7)
     subj = ds.subject_ids()[index]
     fig.suptitle(f"{Path(file).name} — slice {index} ({subj})", fontsize=10)
     fig.tight_layout()
