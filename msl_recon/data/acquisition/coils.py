@@ -6,7 +6,8 @@ True maps (:func:`loop_coil_maps`)
 ``C`` circular surface loops of radius ``a`` sit on a cylinder of radius ``R`` around the head
 (axis = z, the slice normal), evenly spread in azimuth, each loop's plane tangent to the
 cylinder. The field of loop ``c`` at a point ``r`` of the slice is the Biot–Savart integral
-``B_c(r) ∝ ∮ dl × (r − l) / |r − l|³`` (32 straight segments); its receive sensitivity is the
+``B_c(r) ∝ ∮ dl × (r − l) / |r − l|³`` (32 straight segments, distances softened by 5 mm so that
+the square FOV's corners, which can reach beyond the coil ring, stay finite); its receive sensitivity is the
 counter-rotating transverse component ``S_c = B_x − i B_y`` (Hoult, Concepts Magn. Reson. 12:173,
 2000), times a random cable phase. What varies per subject (``seed``): array radius, rotation of
 the array, per-coil azimuth and z jitter, loop radius, cable phases; the slice position ``z_mm``
@@ -51,6 +52,7 @@ __all__ = [
 ]
 
 _N_SEG = 32
+_SOFT_MM = 5.0  # softening of the wire singularity (only the FOV corners come close)
 _MAX_EVAL = 96
 
 
@@ -129,7 +131,7 @@ def loop_coil_maps(
         seg = ctr + a * (np.cos(t)[:, None] * e1 + np.sin(t)[:, None] * e2)  # (M, 3)
         dl = a * (2 * math.pi / _N_SEG) * (-np.sin(t)[:, None] * e1 + np.cos(t)[:, None] * e2)
         rx, ry, rz = (pts[..., i] - seg[None, :, i] for i in range(3))  # (P, M) each
-        inv3 = (rx * rx + ry * ry + rz * rz) ** -1.5
+        inv3 = (rx * rx + ry * ry + rz * rz + _SOFT_MM**2) ** -1.5
         bx = ((dl[:, 1] * rz - dl[:, 2] * ry) * inv3).sum(1)  # (dl × r)_x / |r|³
         by = ((dl[:, 2] * rx - dl[:, 0] * rz) * inv3).sum(1)
         maps[c] = (bx - 1j * by) * np.exp(1j * cable[c])

@@ -4,7 +4,8 @@
 |---|---|---|
 | ``supersample`` (phantom grid / recon grid) | 1 (same grid: inverse crime, as the seed paper) | 2 (CT projected on a 2× grid and 2× detector, MRI k-space from the 2× image) |
 | ``ct_dose`` / ``ct_i0`` / ``ct_sigma_e`` | none (noise-free) | ``routine``: 1e5 photons/bin, σ_e = 5 photons |
-| ``mr_complex`` (phase) | False (real-valued) | True: smooth random phase, π rad polynomial + 3 off-resonance bumps |
+| ``mr_complex`` (phase) | False (real-valued) | True: smooth random phase |
+| ``phase_poly_rad`` / ``phase_bumps`` / ``phase_bump_rad`` | 0 / 0 / 0 | π rad polynomial coefficients, 3 off-resonance bumps of 1.5 rad |
 | ``n_coils`` / ``coil_model`` | 1 / ``none`` | 12 / ``loop`` (Biot–Savart loop ring, per-subject variations) |
 | ``coil_noise_correlation`` | 0 | 0.2 (adjacent coils) |
 | ``mr_snr`` | none (noise-free) | 30 (mean object magnitude / σ, see :mod:`.mri`) |
