@@ -445,9 +445,7 @@ def make_subject(
     hu = T.property_lut("hu")[labels]
     pd, t1, t2 = (T.property_lut(f)[labels] for f in ("pd", "t1_ms", "t2_ms"))
     if lesion_meta["present"]:
-        lesion_meta.update(
-            _lesion_contrast(labels, hu, pd, t1, t2, kind, contrast, rim_mm, pix)
-        )
+        lesion_meta.update(_lesion_contrast(labels, hu, pd, t1, t2, kind, contrast, rim_mm, pix))
     if cfg.tissue_texture:
         ct_noise, tex_meta = _tissue_texture(
             np.random.default_rng([seed, 0x7E48]), labels, pix, cfg

@@ -252,9 +252,11 @@ def estimate_coil_maps(
 def _lowres_radial(
     k: torch.Tensor, calib_width: int, trajectory: Any, image_shape: Any, threshold: float
 ) -> torch.Tensor:
+    from geometries import RadialTrajectory
     from operators import NUFFT
 
-    op = NUFFT(trajectory, image_shape)
+    dcf = "ramp" if isinstance(trajectory, RadialTrajectory) else "pipe"
+    op = NUFFT(trajectory, image_shape, dcf=dcf)
     kt = op.ktraj
     kr = torch.sqrt(kt[0] ** 2 + kt[1] ** 2)
     kmax = math.pi * calib_width / max(image_shape)
@@ -297,9 +299,7 @@ def coil_pinv(kspace: torch.Tensor, sampling: Any = None) -> torch.Tensor:
     return centered_ifft2(k)
 
 
-def sense_combine_adjoint(
-    kspace: torch.Tensor, sampling: Any, maps: torch.Tensor
-) -> torch.Tensor:
+def sense_combine_adjoint(kspace: torch.Tensor, sampling: Any, maps: torch.Tensor) -> torch.Tensor:
     """Sensitivity-combined back-transform ``Σ_c conj(Ŝ_c) ⊙ pinv(y_c)``.
 
     Parameters

@@ -172,7 +172,9 @@ def fine_radial_kspace(
     """
     hf, wf = x_fine.shape[-2], x_fine.shape[-1]
     ktraj = _ktraj(trajectory)
-    op = nufft if nufft is not None else fine_nufft(trajectory, (hf // factor, wf // factor), factor)
+    op = (
+        nufft if nufft is not None else fine_nufft(trajectory, (hf // factor, wf // factor), factor)
+    )
     y = op(x_fine)
     kf = torch.from_numpy(ktraj / factor)
     ramp = _half_pixel_ramp(kf[0], kf[1], factor).to(y.device, y.dtype)

@@ -37,6 +37,7 @@ from ...metrics import CT_WINDOWS as WINDOWS
 
 __all__ = ["CLINICAL", "PAPER", "PRESETS", "AcquisitionPreset", "preset"]
 
+
 @dataclasses.dataclass(frozen=True)
 class AcquisitionPreset:
     """Every acquisition and phantom parameter a preset sets (see the module table).

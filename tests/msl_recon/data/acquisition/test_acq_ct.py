@@ -111,4 +111,6 @@ def test_shape_validation(geom: geo.FanBeam2D) -> None:
 def test_block_average_and_binning() -> None:
     x = torch.arange(16.0).reshape(1, 4, 4)
     assert torch.equal(ct.block_average(x), torch.tensor([[[2.5, 4.5], [10.5, 12.5]]]))
-    assert torch.equal(ct.bin_detector(torch.tensor([[1.0, 3.0, 5.0, 7.0]])), torch.tensor([[2.0, 6.0]]))
+    assert torch.equal(
+        ct.bin_detector(torch.tensor([[1.0, 3.0, 5.0, 7.0]])), torch.tensor([[2.0, 6.0]])
+    )

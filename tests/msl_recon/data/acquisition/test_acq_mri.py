@@ -44,7 +44,9 @@ def test_cartesian_matches_coarse_fft_for_smooth_object() -> None:
 
 
 def test_cartesian_no_inverse_crime() -> None:
-    fine = _ellipse(128) * torch.exp(1j * mri.random_phase((128, 128), torch.Generator().manual_seed(0)).double())
+    fine = _ellipse(128) * torch.exp(
+        1j * mri.random_phase((128, 128), torch.Generator().manual_seed(0)).double()
+    )
     k = mri.fine_cartesian_kspace(fine)
     ref = centered_fft2(ct.block_average(fine))
     rel = float((k - ref).norm() / ref.norm())
@@ -84,7 +86,9 @@ def test_noise_sigma_definition() -> None:
 
 def test_white_coil_noise_statistics() -> None:
     k = torch.zeros(4, 6, 32, 32, dtype=torch.complex64)
-    out = mri.add_coil_noise(k, torch.tensor([0.5, 0.5, 1.0, 1.0]), torch.Generator().manual_seed(0))
+    out = mri.add_coil_noise(
+        k, torch.tensor([0.5, 0.5, 1.0, 1.0]), torch.Generator().manual_seed(0)
+    )
     p = out.abs().pow(2).double()
     assert float(p[:2].mean()) == pytest.approx(0.25, rel=0.03)
     assert float(p[2:].mean()) == pytest.approx(1.0, rel=0.03)
