@@ -143,7 +143,7 @@ def fine_geometry(geometry: Any, factor: int = 2) -> Any:
 
 
 def block_average(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
-    """Mean over ``factor × factor`` pixel blocks of the last two axes ``(..., fH, fW) -> (..., H, W)``.
+    """Mean over ``factor × factor`` pixel blocks: ``(..., fH, fW) -> (..., H, W)``.
 
     Works on real or complex tensors; this is how the ground truth is made from the fine image.
     """

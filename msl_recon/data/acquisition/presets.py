@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the markdown table of the module docstring has long rows)
 """Named acquisition presets: what a simulated data set contains, as one frozen value object.
 
 | field | ``paper`` | ``clinical`` |

@@ -104,7 +104,7 @@ def test_sense_combine_full_sampling_recovers_image() -> None:
 
 
 def test_sense_combine_undersampled_is_magnitude_input() -> None:
-    x_f, k, maps, support = _data()
+    x_f, k, _, support = _data()
     mask = geo.CartesianMask(shape=(64, 64), acceleration=4, center_fraction=0.25, seed=0)
     est = coils.estimate_coil_maps(k[0] * torch.from_numpy(mask.mask), 16)
     sparse = geo.CartesianMask(shape=(64, 64), acceleration=6, center_fraction=0.25, seed=0)
