@@ -3,17 +3,17 @@ and the coil-combined back-transforms that feed the MRI encoder and baselines.
 
 True maps (:func:`loop_coil_maps`)
 ---------------------------------
-``C`` circular surface loops of radius ``a`` sit on a cylinder of radius ``R`` around the head (axis
-= z, the slice normal), evenly spread in azimuth, each loop's plane tangent to the cylinder. The
-field of loop ``c`` at a point ``r`` of the slice is the Biot–Savart integral ``B_c(r) ∝ ∮ dl × (r −
-l) / |r − l|³`` (32 straight segments, distances softened by 5 mm so that the square FOV's corners,
-which can reach beyond the coil ring, stay finite); its receive sensitivity is the counter-rotating
-transverse component ``S_c = B_x − i B_y`` (Hoult, Concepts Magn. Reson. 12:173, 2000), times a
-random cable phase. What varies per subject (``seed``): array radius, rotation of the array, per-
-coil azimuth and z jitter, loop radius, cable phases; the slice position ``z_mm`` moves the slice
-through the array. The maps are normalised to unit root-sum-of-squares (``Σ_c |S_c|² = 1`` at every
-pixel), so coil combination does not shade the image and the SNR definition of :mod:`.mri` holds
-everywhere.
+``C`` circular surface loops of radius ``a`` sit on a cylinder of radius ``R`` around the head
+(axis = z, the slice normal), evenly spread in azimuth, each loop's plane tangent to the
+cylinder. The field of loop ``c`` at a point ``r`` of the slice is the Biot–Savart integral
+``B_c(r) ∝ ∮ dl × (r − l) / |r − l|³`` (32 straight segments, distances softened by 5 mm so
+that the square FOV's corners, which can reach beyond the coil ring, stay finite); its receive
+sensitivity is the counter-rotating transverse component ``S_c = B_x − i B_y`` (Hoult, Concepts
+Magn. Reson. 12:173, 2000), times a random cable phase. What varies per subject (``seed``):
+array radius, rotation of the array, per-coil azimuth and z jitter, loop radius, cable phases;
+the slice position ``z_mm`` moves the slice through the array. The maps are normalised to unit
+root-sum-of-squares (``Σ_c |S_c|² = 1`` at every pixel), so coil combination does not shade the
+image and the SNR definition of :mod:`.mri` holds everywhere.
 
 Estimated maps (:func:`estimate_coil_maps`)
 ------------------------------------------
