@@ -45,9 +45,11 @@ __all__ = [
     "add_coil_noise",
     "coil_noise_covariance",
     "fine_cartesian_kspace",
+    "fine_nufft",
     "fine_radial_kspace",
     "noise_sigma",
     "random_phase",
+    "simulate_mri_kspace",
 ]
 
 
@@ -306,3 +308,77 @@ def add_coil_noise(
     if support is not None:
         n = n * support.to(kspace.device)
     return kspace + n
+
+
+def simulate_mri_kspace(
+    magnitude_fine: torch.Tensor,
+    sampling: Any,
+    *,
+    generator: torch.Generator,
+    maps_fine: torch.Tensor | None = None,
+    phase_fine: torch.Tensor | None = None,
+    snr: float | None = None,
+    covariance: torch.Tensor | None = None,
+    factor: int = 2,
+    nufft: Any = None,
+) -> torch.Tensor:
+    """Multi-coil k-space of the reconstruction grid from a ``factor``× finer magnitude image.
+
+    Parameters
+    ----------
+    magnitude_fine : Tensor, ``(B, factor·N, factor·N)`` real
+        Magnitude ``m`` on the fine grid (the target is ``block_average(m)``).
+    sampling : CartesianMask, bool array ``(N, N)`` / ``(B, N, N)``, or RadialTrajectory
+        Cartesian mask (unsampled entries are exactly 0) or radial trajectory (rad / coarse
+        pixel).
+    generator : torch.Generator
+        CPU generator of the noise.
+    maps_fine : Tensor, ``(C, fN, fN)`` or ``(B, C, fN, fN)`` complex, optional
+        True coil maps on the fine grid (:func:`.coils.loop_coil_maps`); one coil of 1 if None.
+    phase_fine : Tensor, ``(B, fN, fN)``, optional
+        Phase φ in rad (:func:`random_phase`); real-valued object if None.
+    snr : float, optional
+        Image SNR (:func:`noise_sigma` of the block-averaged magnitude); noise-free if None.
+    covariance : Tensor ``(C, C)``, optional
+        Coil noise correlation (:func:`coil_noise_covariance`).
+    factor : int
+    nufft : operators.NUFFT, optional
+        Prebuilt :func:`fine_nufft` for radial sampling (reuse across batches).
+
+    Returns
+    -------
+    Tensor, complex64: ``(B, C, N, N)`` Cartesian or ``(B, C, P)`` radial
+    """
+    from geometries import RadialTrajectory
+
+    m = torch.as_tensor(magnitude_fine).double()
+    if m.ndim != 3:
+        raise InputError(f"magnitude_fine must be (B, fN, fN), got {tuple(m.shape)}")
+    x = m.to(torch.complex128)
+    if phase_fine is not None:
+        x = x * torch.exp(1j * torch.as_tensor(phase_fine).double())
+    if maps_fine is not None:
+        s = torch.as_tensor(maps_fine).to(torch.complex128)
+        x = x[:, None] * (s if s.ndim == 4 else s[None])
+    else:
+        x = x[:, None]
+    n = (m.shape[-2] // factor, m.shape[-1] // factor)
+    support = None
+    if isinstance(sampling, RadialTrajectory) or (
+        isinstance(sampling, np.ndarray) and sampling.dtype != bool
+    ):
+        op = nufft if nufft is not None else fine_nufft(sampling, n, factor)
+        k = fine_radial_kspace(x, sampling, factor, nufft=op)
+    else:
+        k = fine_cartesian_kspace(x, factor)
+        mask = torch.as_tensor(np.asarray(getattr(sampling, "mask", sampling), dtype=bool))
+        if tuple(mask.shape[-2:]) != n:
+            raise InputError(f"mask shape {tuple(mask.shape)} does not match the grid {n}")
+        support = mask[:, None] if mask.ndim == 3 else mask
+        k = k * support
+    if snr is not None:
+        from .ct import block_average
+
+        sigma = noise_sigma(block_average(m, factor), snr)
+        k = add_coil_noise(k, sigma, generator, covariance, support)
+    return k.to(torch.complex64)
