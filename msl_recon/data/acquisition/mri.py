@@ -97,11 +97,14 @@ def random_phase(
     g = generator
     u = ((torch.arange(h, dtype=torch.float64) + 0.5) / h * 2 - 1)[:, None]
     v = ((torch.arange(w, dtype=torch.float64) + 0.5) / w * 2 - 1)[None, :]
-    out = torch.empty(batch, h, w, dtype=torch.float64)
+    out = torch.empty(batch, h, w, dtype=torch.float32)
     for b in range(batch):
         c0 = (torch.rand(1, generator=g, dtype=torch.float64) * 2 - 1) * math.pi
         a = torch.randn(5, generator=g, dtype=torch.float64) * poly_rad
-        phi = c0 + a[0] * u + a[1] * v + 0.5 * (a[2] * u**2 + a[3] * v**2) + 0.5 * a[4] * u * v
+        # separable terms are built on the axes; only the sums touch the full grid
+        col_u = c0 + a[0] * u + 0.5 * a[2] * u**2
+        row_v = a[1] * v + 0.5 * a[3] * v**2
+        phi = (col_u + row_v + 0.5 * a[4] * u * v).float()
         if n_bumps > 0:
             ctr = torch.rand(n_bumps, 2, generator=g, dtype=torch.float64) * 1.4 - 0.7
             wid = bump_width[0] + torch.rand(n_bumps, generator=g, dtype=torch.float64) * (
@@ -109,10 +112,11 @@ def random_phase(
             )
             amp = torch.randn(n_bumps, generator=g, dtype=torch.float64) * bump_rad
             for k in range(n_bumps):
-                d2 = (u - ctr[k, 0]) ** 2 + (v - ctr[k, 1]) ** 2
-                phi = phi + amp[k] * torch.exp(-d2 / (2 * wid[k] ** 2))
+                gu = amp[k] * torch.exp(-((u - ctr[k, 0]) ** 2) / (2 * wid[k] ** 2))
+                gv = torch.exp(-((v - ctr[k, 1]) ** 2) / (2 * wid[k] ** 2))
+                phi += (gu * gv).float()  # separable Gaussian bump
         out[b] = phi
-    return out.float()
+    return out
 
 
 def _half_pixel_ramp(k_fine_row: torch.Tensor, k_fine_col: torch.Tensor, factor: int) -> Any:
@@ -133,24 +137,61 @@ def fine_cartesian_kspace(x_fine: torch.Tensor, factor: int = 2) -> torch.Tensor
     Returns
     -------
     Tensor, ``(..., N, N)`` complex
-        ``K[m] = (1/factor) · e^{i s (k_r + k_c)} · F_fine(x)[m + (factor−1)·N/2 …]`` with
-        ``k`` the fine-grid frequency in rad/fine pixel and ``s = (factor − 1)/2``: equals
-        :func:`operators.centered_fft2` of the block-averaged image for band-limited objects,
-        up to the block average's own blur.
-    """
-    from operators.mri import centered_fft2
+        ``K[k] = (1/factor) · e^{i s (k_r + k_c)} · F_fine(x)[k]`` for the ``N × N`` central
+        frequencies ``k`` (rad per fine pixel), ``F_fine`` the centred orthonormal FFT of the
+        fine grid and ``s = (factor − 1)/2``: equals :func:`operators.mri.centered_fft2` of the
+        block-averaged image for band-limited objects, up to the block average's own blur.
 
+    Notes
+    -----
+    Only the central block is computed: with ``n = factor·m + r`` (polyphase components
+    ``x_rs = x[r::f, s::f]``), ``K[k] = f⁻² Σ_{r,s} e^{−i k_r (r − s)} e^{−i k_c (s' − s)}
+    C_N(x_rs)[k]`` with ``C_N`` the ``N``-point centred orthonormal FFT, itself computed for even
+    ``N`` as ``(−1)^{N/2} (−1)^j FFT((−1)^m x)[j]`` (no shift copies). Same flops as one fine FFT,
+    about 3× faster on the CPU than shifting and cropping the fine spectrum.
+    """
     hf, wf = x_fine.shape[-2], x_fine.shape[-1]
     if hf % factor or wf % factor:
         raise InputError(f"fine image shape {(hf, wf)} is not divisible by factor {factor}")
     h, w = hf // factor, wf // factor
-    k = centered_fft2(x_fine)
-    r0, c0 = hf // 2 - h // 2, wf // 2 - w // 2
-    k = k[..., r0 : r0 + h, c0 : c0 + w]
-    kr = (torch.arange(h, dtype=torch.float64) - h // 2) * (2 * math.pi / hf)
-    kc = (torch.arange(w, dtype=torch.float64) - w // 2) * (2 * math.pi / wf)
-    ramp = _half_pixel_ramp(kr[:, None], kc[None, :], factor).to(k.device, k.dtype)
-    return k * ramp / factor
+    x = (
+        x_fine
+        if x_fine.is_complex()
+        else x_fine.to(torch.complex128 if x_fine.dtype == torch.float64 else torch.complex64)
+    )
+    dev, cdt = x.device, x.dtype
+    rdt = torch.float64 if cdt == torch.complex128 else torch.float32
+    sh = (factor - 1) / 2.0
+
+    def axis_tables(n: int, nf: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        j = torch.arange(n, dtype=torch.float64)
+        kf = (j - n // 2) * (2 * math.pi / nf)  # rad per fine pixel
+        if n % 2 == 0:
+            sign_in = (1.0 - 2.0 * (j % 2)).to(dev, rdt)
+            out_sign = (-1.0) ** (n // 2) * (1.0 - 2.0 * (j % 2))
+        else:
+            sign_in = None
+            out_sign = torch.ones(n, dtype=torch.float64)
+        d = factor * (n // 2) - nf // 2  # fine origin relative to the component origins
+        tw = [torch.exp(-1j * kf * (r + d - sh)) * out_sign for r in range(factor)]
+        return sign_in, [t.to(dev, cdt) for t in tw]
+
+    sin_r, tw_r = axis_tables(h, hf)
+    sin_c, tw_c = axis_tables(w, wf)
+    even = sin_r is not None and sin_c is not None
+    checker = (sin_r[:, None] * sin_c[None, :]) if even else None
+    out = torch.zeros(*x.shape[:-2], h, w, dtype=cdt, device=dev)
+    for r in range(factor):
+        for c in range(factor):
+            comp = x[..., r::factor, c::factor]
+            if even:
+                spec = torch.fft.fft2(comp * checker, norm="ortho")
+            else:
+                from operators.mri import centered_fft2
+
+                spec = centered_fft2(comp)
+            out += spec * (tw_r[r][:, None] * tw_c[c][None, :])
+    return out / (factor * factor)
 
 
 def fine_radial_kspace(
@@ -282,32 +323,45 @@ def add_coil_noise(
         CPU generator; noise is drawn on the CPU in float64.
     covariance : Tensor ``(C, C)``, optional
         Coil noise correlation ``Ψ`` (unit diagonal); identity if None.
-    support : bool Tensor broadcastable to ``kspace``, optional
-        Where samples exist (Cartesian mask); other entries stay exactly zero.
+    support : bool Tensor ``(*rest)``, ``(B, *rest)`` or ``(B, 1, *rest)``, optional
+        Where samples exist (Cartesian mask), the same for every coil; other entries are left
+        unchanged (exactly zero for masked k-space). Noise is drawn only for those samples.
 
     Returns
     -------
     Tensor, same shape, dtype and device as ``kspace``
     """
     b, c = kspace.shape[:2]
-    shape = kspace.shape
-    z = torch.complex(
-        torch.randn(shape, generator=generator, dtype=torch.float64),
-        torch.randn(shape, generator=generator, dtype=torch.float64),
-    ) / math.sqrt(2.0)
+    sig = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1)
+    sig = sig.expand(b) if sig.numel() == 1 else sig
+    lmat = None
     if covariance is not None:
         psi = torch.as_tensor(covariance).to(torch.complex128)
         if psi.shape != (c, c):
             raise InputError(f"covariance must be ({c}, {c}), got {tuple(psi.shape)}")
         lmat = torch.linalg.cholesky(psi)
-        z = torch.einsum("ij,bj...->bi...", lmat, z)
-    s = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1)
-    s = s.expand(b) if s.numel() == 1 else s
-    n = z * s.reshape(b, *([1] * (kspace.ndim - 1)))
-    n = n.to(kspace.device, kspace.dtype)
-    if support is not None:
-        n = n * support.to(kspace.device)
-    return kspace + n
+    rest = kspace.shape[2:]
+    if support is None:
+        sel = torch.ones((b, *rest), dtype=torch.bool)
+    else:
+        sup = torch.as_tensor(support).to("cpu", torch.bool)
+        if sup.ndim == kspace.ndim:  # (B or 1, 1, *rest): the same support for every coil
+            sup = sup[:, 0]
+        sel = torch.broadcast_to(sup, (b, *rest))
+    # noise only where samples exist: (P, C) vectors, drawn in float64 on the CPU
+    n_pts = int(sel.sum())
+    z = torch.complex(
+        torch.randn((n_pts, c), generator=generator, dtype=torch.float64),
+        torch.randn((n_pts, c), generator=generator, dtype=torch.float64),
+    ) / math.sqrt(2.0)
+    if lmat is not None:
+        z = z @ lmat.T
+    bidx = torch.nonzero(sel)[:, 0]
+    z = z * sig[bidx][:, None]
+    out = kspace.clone()
+    moved = out.movedim(1, -1)  # (B, *rest, C) view
+    moved[sel.to(kspace.device)] += z.to(kspace.device, kspace.dtype)
+    return out
 
 
 def simulate_mri_kspace(
@@ -351,14 +405,14 @@ def simulate_mri_kspace(
     """
     from geometries import RadialTrajectory
 
-    m = torch.as_tensor(magnitude_fine).double()
+    m = torch.as_tensor(magnitude_fine).float()
     if m.ndim != 3:
         raise InputError(f"magnitude_fine must be (B, fN, fN), got {tuple(m.shape)}")
-    x = m.to(torch.complex128)
+    x = m.to(torch.complex64)
     if phase_fine is not None:
-        x = x * torch.exp(1j * torch.as_tensor(phase_fine).double())
+        x = torch.polar(m, torch.as_tensor(phase_fine).float())
     if maps_fine is not None:
-        s = torch.as_tensor(maps_fine).to(torch.complex128)
+        s = torch.as_tensor(maps_fine).to(torch.complex64)
         x = x[:, None] * (s if s.ndim == 4 else s[None])
     else:
         x = x[:, None]

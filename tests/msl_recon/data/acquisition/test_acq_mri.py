@@ -167,3 +167,19 @@ def test_simulate_mri_kspace_cartesian_noise_level_and_mask() -> None:
     comb = coils.sense_combine_adjoint(full, None, coils.loop_coil_maps((32, 32), 4, fov_mm=220.0))
     gt = ct.block_average(mag.double())
     assert float((comb.abs() - gt).norm() / gt.norm()) < 0.1
+
+
+@pytest.mark.parametrize(("n", "factor"), [(16, 2), (10, 2), (7, 2), (8, 3)])
+def test_polyphase_equals_cropped_fine_spectrum(n: int, factor: int) -> None:
+    """The fast central-block FFT equals shifting and cropping the full fine spectrum."""
+    g = torch.Generator().manual_seed(n)
+    x = torch.randn(2, 3, factor * n, factor * n, generator=g, dtype=torch.float64)
+    x = torch.complex(x, torch.randn(x.shape, generator=g, dtype=torch.float64))
+    fast = mri.fine_cartesian_kspace(x, factor)
+    nf = factor * n
+    full = centered_fft2(x)
+    r0 = nf // 2 - n // 2
+    crop = full[..., r0 : r0 + n, r0 : r0 + n]
+    kf = (torch.arange(n, dtype=torch.float64) - n // 2) * (2 * math.pi / nf)
+    ramp = torch.exp(0.5j * (factor - 1) * (kf[:, None] + kf[None, :]))
+    assert torch.allclose(fast, crop * ramp / factor, atol=1e-12)
