@@ -126,13 +126,18 @@ def _half_pixel_ramp(k_fine_row: torch.Tensor, k_fine_col: torch.Tensor, factor:
     return torch.exp(1j * s * (k_fine_row + k_fine_col))
 
 
-def fine_cartesian_kspace(x_fine: torch.Tensor, factor: int = 2) -> torch.Tensor:
+def fine_cartesian_kspace(
+    x_fine: torch.Tensor, factor: int = 2, maps: torch.Tensor | None = None
+) -> torch.Tensor:
     """Central ``N × N`` k-space block of a ``factor``× finer image, in the coarse FFT convention.
 
     Parameters
     ----------
     x_fine : Tensor, ``(..., factor·N, factor·N)``, real or complex
     factor : int
+    maps : Tensor, ``(C, fN, fN)`` or ``(B, C, fN, fN)`` complex, optional
+        Coil maps: the result is then the k-space of ``maps · x_fine[..., None, :, :]``, shape
+        ``(..., C, N, N)`` (the product is formed per polyphase component, never at full size).
 
     Returns
     -------
@@ -180,12 +185,24 @@ def fine_cartesian_kspace(x_fine: torch.Tensor, factor: int = 2) -> torch.Tensor
     sin_c, tw_c = axis_tables(w, wf)
     even = sin_r is not None and sin_c is not None
     checker = (sin_r[:, None] * sin_c[None, :]) if even else None
-    out = torch.zeros(*x.shape[:-2], h, w, dtype=cdt, device=dev)
+    if maps is not None:
+        maps = torch.as_tensor(maps).to(dev, cdt)
+        x = x.unsqueeze(-3)
+        out_shape = torch.broadcast_shapes(x.shape[:-2], maps.shape[:-2])
+    else:
+        out_shape = x.shape[:-2]
+    out = torch.zeros(*out_shape, h, w, dtype=cdt, device=dev)
     for r in range(factor):
         for c in range(factor):
             comp = x[..., r::factor, c::factor]
+            mod = checker
+            if maps is not None:
+                s_rc = maps[..., r::factor, c::factor]
+                mod = s_rc * checker if even else s_rc
+            if mod is not None:
+                comp = comp * mod
             if even:
-                spec = torch.fft.fft2(comp * checker, norm="ortho")
+                spec = torch.fft.fft2(comp, norm="ortho")
             else:
                 from operators.mri import centered_fft2
 
@@ -411,20 +428,18 @@ def simulate_mri_kspace(
     x = m.to(torch.complex64)
     if phase_fine is not None:
         x = torch.polar(m, torch.as_tensor(phase_fine).float())
-    if maps_fine is not None:
-        s = torch.as_tensor(maps_fine).to(torch.complex64)
-        x = x[:, None] * (s if s.ndim == 4 else s[None])
-    else:
-        x = x[:, None]
+    s = None if maps_fine is None else torch.as_tensor(maps_fine).to(torch.complex64)
     n = (m.shape[-2] // factor, m.shape[-1] // factor)
     support = None
     if isinstance(sampling, RadialTrajectory) or (
         isinstance(sampling, np.ndarray) and sampling.dtype != bool
     ):
         op = nufft if nufft is not None else fine_nufft(sampling, n, factor)
-        k = fine_radial_kspace(x, sampling, factor, nufft=op)
+        xc = x[:, None] if s is None else x[:, None] * s
+        k = fine_radial_kspace(xc, sampling, factor, nufft=op)
     else:
-        k = fine_cartesian_kspace(x, factor)
+        k = fine_cartesian_kspace(x[:, None], factor) if s is None else None
+        k = fine_cartesian_kspace(x, factor, maps=s) if k is None else k
         mask = torch.as_tensor(np.asarray(getattr(sampling, "mask", sampling), dtype=bool))
         if tuple(mask.shape[-2:]) != n:
             raise InputError(f"mask shape {tuple(mask.shape)} does not match the grid {n}")

@@ -183,3 +183,15 @@ def test_polyphase_equals_cropped_fine_spectrum(n: int, factor: int) -> None:
     kf = (torch.arange(n, dtype=torch.float64) - n // 2) * (2 * math.pi / nf)
     ramp = torch.exp(0.5j * (factor - 1) * (kf[:, None] + kf[None, :]))
     assert torch.allclose(fast, crop * ramp / factor, atol=1e-12)
+
+
+def test_maps_inside_polyphase_equal_product() -> None:
+    from msl_recon.data.acquisition import coils
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 32, 32, generator=g).to(torch.complex64)
+    maps = coils.loop_coil_maps((32, 32), 3, fov_mm=220.0, seed=0)
+    fused = mri.fine_cartesian_kspace(x, 2, maps=maps)
+    ref = mri.fine_cartesian_kspace(x[:, None] * maps, 2)
+    assert fused.shape == (2, 3, 16, 16)
+    assert torch.allclose(fused, ref, atol=1e-5)
