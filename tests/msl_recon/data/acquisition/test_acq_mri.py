@@ -195,3 +195,19 @@ def test_maps_inside_polyphase_equal_product() -> None:
     ref = mri.fine_cartesian_kspace(x[:, None] * maps, 2)
     assert fused.shape == (2, 3, 16, 16)
     assert torch.allclose(fused, ref, atol=1e-5)
+
+
+def test_simulate_mri_kspace_radial() -> None:
+    from msl_recon.data.acquisition import coils
+
+    traj = geo.RadialTrajectory(n_spokes=16, n_samples=32)
+    mag = _ellipse(32).float()
+    maps = coils.loop_coil_maps((32, 32), 3, fov_mm=220.0, seed=0)
+    g = torch.Generator().manual_seed(0)
+    clean = mri.simulate_mri_kspace(mag, traj, generator=g, maps_fine=maps)
+    noisy = mri.simulate_mri_kspace(mag, traj, generator=g, maps_fine=maps, snr=10.0)
+    assert clean.shape == (1, 3, 16 * 32)
+    ref = mri.fine_radial_kspace(mag.to(torch.complex64)[:, None] * maps, traj)
+    assert torch.allclose(clean, ref, atol=1e-5)
+    sigma = float(mri.noise_sigma(ct.block_average(mag.double()), 10.0)[0])
+    assert float((noisy - clean).abs().pow(2).mean().sqrt()) == pytest.approx(sigma, rel=0.1)
