@@ -95,27 +95,25 @@ def random_phase(
     """
     h, w = (int(s) for s in shape)
     g = generator
-    u = ((torch.arange(h, dtype=torch.float64) + 0.5) / h * 2 - 1)[:, None]
-    v = ((torch.arange(w, dtype=torch.float64) + 0.5) / w * 2 - 1)[None, :]
+    u = (torch.arange(h, dtype=torch.float64) + 0.5) / h * 2 - 1  # rows
+    v = (torch.arange(w, dtype=torch.float64) + 0.5) / w * 2 - 1  # columns
     out = torch.empty(batch, h, w, dtype=torch.float32)
     for b in range(batch):
         c0 = (torch.rand(1, generator=g, dtype=torch.float64) * 2 - 1) * math.pi
         a = torch.randn(5, generator=g, dtype=torch.float64) * poly_rad
-        # separable terms are built on the axes; only the sums touch the full grid
-        col_u = c0 + a[0] * u + 0.5 * a[2] * u**2
-        row_v = a[1] * v + 0.5 * a[3] * v**2
-        phi = (col_u + row_v + 0.5 * a[4] * u * v).float()
+        # every term is a rank-1 outer product of an axis function: phi = U @ V^T (one GEMM)
+        cols_u = [c0 + a[0] * u + 0.5 * a[2] * u**2, torch.ones_like(u), u]
+        cols_v = [torch.ones_like(v), a[1] * v + 0.5 * a[3] * v**2, 0.5 * a[4] * v]
         if n_bumps > 0:
             ctr = torch.rand(n_bumps, 2, generator=g, dtype=torch.float64) * 1.4 - 0.7
             wid = bump_width[0] + torch.rand(n_bumps, generator=g, dtype=torch.float64) * (
                 bump_width[1] - bump_width[0]
             )
             amp = torch.randn(n_bumps, generator=g, dtype=torch.float64) * bump_rad
-            for k in range(n_bumps):
-                gu = amp[k] * torch.exp(-((u - ctr[k, 0]) ** 2) / (2 * wid[k] ** 2))
-                gv = torch.exp(-((v - ctr[k, 1]) ** 2) / (2 * wid[k] ** 2))
-                phi += (gu * gv).float()  # separable Gaussian bump
-        out[b] = phi
+            for k in range(n_bumps):  # separable Gaussian bumps
+                cols_u.append(amp[k] * torch.exp(-((u - ctr[k, 0]) ** 2) / (2 * wid[k] ** 2)))
+                cols_v.append(torch.exp(-((v - ctr[k, 1]) ** 2) / (2 * wid[k] ** 2)))
+        torch.mm(torch.stack(cols_u, 1).float(), torch.stack(cols_v, 0).float(), out=out[b])
     return out
 
 
@@ -207,7 +205,7 @@ def fine_cartesian_kspace(
                 from operators.mri import centered_fft2
 
                 spec = centered_fft2(comp)
-            out += spec * (tw_r[r][:, None] * tw_c[c][None, :])
+            out.addcmul_(spec, tw_r[r][:, None] * tw_c[c][None, :])
     return out / (factor * factor)
 
 
