@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from . import _realism as R
 from . import tissues as T
 from ._anatomy import Atlas, get_atlas
 from ._deform import SmoothField, random_rotation
@@ -57,16 +58,6 @@ __all__ = ["PhantomConfig", "Subject", "make_subject", "spin_echo"]
 
 _BONE = (T.CORTICAL_BONE, T.CANCELLOUS_BONE)
 _LESION_KINDS = ("classic", "hyper", "hypo", "rim")
-#: Tissue groups that share one texture field (each group has its own correlation length).
-_TEXTURE_GROUPS = (
-    (T.GREY_MATTER,),
-    (T.WHITE_MATTER,),
-    (T.CSF, T.VENTRICLES),
-    (T.CORTICAL_BONE, T.CANCELLOUS_BONE),
-    (T.SCALP, T.FAT),
-    (T.LESION, T.EDEMA),
-    (T.AIR, T.SINUS),
-)
 
 
 @dataclass(frozen=True)
@@ -445,18 +436,22 @@ def make_subject(
     hu = T.property_lut("hu")[labels]
     pd, t1, t2 = (T.property_lut(f)[labels] for f in ("pd", "t1_ms", "t2_ms"))
     if lesion_meta["present"]:
-        lesion_meta.update(_lesion_contrast(labels, hu, pd, t1, t2, kind, contrast, rim_mm, pix))
+        lesion_meta.update(R.lesion_contrast(labels, hu, pd, t1, t2, kind, contrast, rim_mm, pix))
     if cfg.tissue_texture:
-        ct_noise, tex_meta = _tissue_texture(
-            np.random.default_rng([seed, 0x7E48]), labels, pix, cfg
+        ct_noise, tex_meta = R.tissue_texture(
+            np.random.default_rng([seed, 0x7E48]),
+            labels,
+            pix,
+            cfg.texture_corr_mm,
+            cfg.texture_scale,
         )
         mr_noise = ct_noise
         hu = hu + T.property_lut("hu_std")[labels] * ct_noise
     else:
         tex_meta = {}
-        ct_noise = _texture(tex_rng, labels.shape, cfg.ct_texture_mm / pix)
+        ct_noise = R.correlated_noise(tex_rng, labels.shape, cfg.ct_texture_mm / pix)
         hu = hu + cfg.ct_texture * T.property_lut("hu_std")[labels] * ct_noise
-        mr_noise = _texture(tex_rng, labels.shape, cfg.ct_texture_mm / pix)
+        mr_noise = R.correlated_noise(tex_rng, labels.shape, cfg.ct_texture_mm / pix)
     if ss > 1:
         hu = np.maximum(hu, -1000.0)  # no sub-air values, so block means map linearly to units
     ct_hu = _blur(hu, sig_px).astype(np.float32)
@@ -474,9 +469,9 @@ def make_subject(
     fine: dict[str, np.ndarray] = {}
     if ss > 1:
         fine = {"ct_hu": ct_hu, **mr, "labels": labels}
-        ct_hu = _block_mean(ct_hu, ss)
-        mr = {k: _block_mean(v, ss) for k, v in mr.items()}
-        labels = _block_majority(labels, ss, len(T.TISSUES))
+        ct_hu = R.block_mean(ct_hu, ss)
+        mr = {k: R.block_mean(v, ss) for k, v in mr.items()}
+        labels = R.block_majority(labels, ss, len(T.TISSUES))
         pix = pix * ss
     head = labels > 0
     extent_y = float(np.ptp(np.nonzero(head.any(axis=(0, 2)))[0]) + 1) * pix if head.any() else 0.0
@@ -610,90 +605,8 @@ def _add_lesion(
     }
 
 
-def _texture(rng: np.random.Generator, shape: tuple[int, ...], sigma_px: float) -> np.ndarray:
-    """In-plane correlated Gaussian noise of unit standard deviation."""
-    n = rng.standard_normal(shape).astype(np.float32)
-    if sigma_px > 0.3:
-        n = ndimage.gaussian_filter(n, sigma=(0.0, sigma_px, sigma_px))
-        n /= max(float(n.std()), 1e-12)
-    return n
-
-
 def _blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
     """In-plane Gaussian blur (partial-volume effect); identity for σ ≲ 0.1 px."""
     if sigma_px < 0.1:
         return img
     return ndimage.gaussian_filter(img, sigma=(0.0, sigma_px, sigma_px), mode="nearest")
-
-
-def _lesion_contrast(
-    labels: np.ndarray,
-    hu: np.ndarray,
-    pd: np.ndarray,
-    t1: np.ndarray,
-    t2: np.ndarray,
-    kind: str,
-    c: float,
-    rim_mm: float,
-    pix: float,
-) -> dict[str, Any]:
-    """Change the tumour's properties in place by ``kind`` at strength ``c`` ∈ [0, 1].
-
-    ``hyper``: +25c HU, T1 ×(1 − 0.35c), T2 ×(1 − 0.3c). ``hypo``: −25c HU, T1 ×(1 + 0.6c),
-    T2 ×(1 + c). ``rim``: an in-plane shell of ``rim_mm`` at the tumour border enhances
-    (+20c HU, T1 ×(1 − 0.5c), as after contrast agent) around a necrotic core (15 HU, T1 2500 ms,
-    T2 300 ms, PD 0.95). ``classic`` keeps the table values.
-    """
-    les = labels == T.LESION
-    if kind == "hyper":
-        hu[les] += 25.0 * c
-        t1[les] *= 1.0 - 0.35 * c
-        t2[les] *= 1.0 - 0.3 * c
-    elif kind == "hypo":
-        hu[les] -= 25.0 * c
-        t1[les] *= 1.0 + 0.6 * c
-        t2[les] *= 1.0 + c
-    elif kind == "rim":
-        rim = np.zeros_like(les)
-        for z in np.nonzero(les.any(axis=(1, 2)))[0]:
-            d = ndimage.distance_transform_edt(les[z]) * pix
-            rim[z] = les[z] & (d <= rim_mm)
-        core = les & ~rim
-        hu[rim] += 20.0 * c
-        t1[rim] *= 1.0 - 0.5 * c
-        hu[core], t1[core], t2[core], pd[core] = 15.0, 2500.0, 300.0, 0.95
-    return {"kind": kind, "contrast": float(c), "rim_mm": float(rim_mm) if kind == "rim" else 0.0}
-
-
-def _tissue_texture(
-    rng: np.random.Generator, labels: np.ndarray, pix: float, cfg: PhantomConfig
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Unit-scaled texture map: per tissue group a correlated Gaussian field with its own
-    per-subject correlation σ (mm) and amplitude multiplier (``texture_scale``)."""
-    out = np.zeros(labels.shape, np.float32)
-    meta: dict[str, Any] = {}
-    for group in _TEXTURE_GROUPS:
-        sigma_mm = _u(rng, cfg.texture_corr_mm)
-        amp = _u(rng, cfg.texture_scale)
-        sub = np.random.default_rng(rng.integers(2**63))
-        inside = np.isin(labels, group)
-        name = T.TISSUES[group[0]].name
-        meta[name] = {"corr_sigma_mm": sigma_mm, "scale": amp}
-        if not inside.any():
-            continue
-        out[inside] = amp * _texture(sub, labels.shape, sigma_mm / pix)[inside]
-    return out, meta
-
-
-def _block_mean(x: np.ndarray, f: int) -> np.ndarray:
-    """Mean over ``f × f`` in-plane blocks of ``(Z, fH, fW)``."""
-    z, h, w = x.shape
-    return x.reshape(z, h // f, f, w // f, f).mean(axis=(2, 4), dtype=np.float64).astype(x.dtype)
-
-
-def _block_majority(labels: np.ndarray, f: int, n_labels: int) -> np.ndarray:
-    """Most frequent label of each ``f × f`` block (ties: the lower label id)."""
-    z, h, w = labels.shape
-    blk = labels.reshape(z, h // f, f, w // f, f)
-    counts = np.stack([(blk == k).sum(axis=(2, 4)) for k in range(n_labels)])
-    return np.argmax(counts, axis=0).astype(labels.dtype)
