@@ -54,7 +54,7 @@ from ._anatomy import Atlas, get_atlas
 from ._deform import SmoothField, random_rotation
 from .intensity import normalize_mr
 
-__all__ = ["PhantomConfig", "Subject", "make_subject", "spin_echo"]
+__all__ = ["PhantomConfig", "Subject", "gradient_echo", "make_subject", "spin_echo"]
 
 _BONE = (T.CORTICAL_BONE, T.CANCELLOUS_BONE)
 _LESION_KINDS = ("classic", "hyper", "hypo", "rim")
@@ -248,6 +248,24 @@ class Subject:
 def spin_echo(pd: np.ndarray, t1: np.ndarray, t2: np.ndarray, tr: float, te: float) -> np.ndarray:
     """Spin-echo signal ``PD·(1 − exp(−TR/T1))·exp(−TE/T2)`` (times in ms, any shapes)."""
     return pd * (1.0 - np.exp(-tr / t1)) * np.exp(-te / t2)
+
+
+def gradient_echo(
+    pd: np.ndarray,
+    t1: np.ndarray,
+    t2s: np.ndarray,
+    tr: float,
+    te: float,
+    flip_deg: float,
+) -> np.ndarray:
+    """Spoiled gradient-echo (FLASH) signal, times in ms, flip angle in degrees (any shapes).
+
+    ``PD · sin α · (1 − E1) / (1 − cos α · E1) · exp(−TE/T2*)`` with ``E1 = exp(−TR/T1)``
+    (steady state of a spoiled gradient echo; Ernst angle ``arccos E1`` maximises it).
+    """
+    a = np.deg2rad(flip_deg)
+    e1 = np.exp(-tr / t1)
+    return pd * np.sin(a) * (1.0 - e1) / (1.0 - np.cos(a) * e1) * np.exp(-te / t2s)
 
 
 def _u(rng: np.random.Generator, lohi: tuple[float, float]) -> float:

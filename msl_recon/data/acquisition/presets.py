@@ -14,6 +14,7 @@
 | ``mr_encoder_input`` | ``zero-filled`` | ``sense-combined`` magnitude with the estimated maps |
 | ``anatomy`` | ``auto`` (MNI152) | ``mixed`` (MNI152 or procedural per subject) |
 | ``deformation_mm`` | 2.5 | 4.0 |
+| ``heldout_deformation_mm`` / ``heldout_procedural_fraction`` (held-out subjects) | 2.5 / 0 (as training) | 6.0 / 0.7 |
 | ``tissue_texture`` | False (0.6 mm white-ish texture) | True (per-tissue correlated texture, σ 1.5–4 mm) |
 | ``lesion_probability`` / ``lesion_kinds`` | 0.5 / classic | 0.6 / hyper, hypo, rim |
 | ``pv_sigma_mm`` | 0.5 | 0.25 (partial volume comes from the 2× grid) |
@@ -68,6 +69,10 @@ class AcquisitionPreset:
     mr_encoder_input : {"zero-filled", "sense-combined"}
     anatomy : str
     deformation_mm : float
+    heldout_deformation_mm : float
+        Elastic deformation of held-out (validation/test) subjects, mm.
+    heldout_procedural_fraction : float
+        Probability of the procedural anatomy for held-out subjects (``anatomy="mixed"``).
     tissue_texture : bool
     lesion_probability : float
     lesion_kinds : tuple of str
@@ -94,6 +99,8 @@ class AcquisitionPreset:
     mr_encoder_input: str = "zero-filled"
     anatomy: str = "auto"
     deformation_mm: float = 2.5
+    heldout_deformation_mm: float = 2.5
+    heldout_procedural_fraction: float = 0.0
     tissue_texture: bool = False
     lesion_probability: float = 0.5
     lesion_kinds: tuple[str, ...] = ("classic",)
@@ -125,20 +132,26 @@ class AcquisitionPreset:
             return None
         return CTDose(i0=self.ct_i0, sigma_e=self.ct_sigma_e, name=self.ct_dose)
 
-    def phantom_config(self, base: Any = None) -> Any:
-        """``PhantomConfig`` with the preset's phantom fields set (other fields from ``base``)."""
+    def phantom_config(self, base: Any = None, *, heldout: bool = False) -> Any:
+        """``PhantomConfig`` with the preset's phantom fields set (other fields from ``base``).
+
+        ``heldout=True`` gives the config of held-out subjects: the stronger deformation and,
+        when the preset mixes anatomies, the procedural family more often.
+        """
         from ..phantom import PhantomConfig
 
-        return dataclasses.replace(
-            base or PhantomConfig(),
-            supersample=self.supersample,
-            anatomy=self.anatomy,
-            deformation_mm=self.deformation_mm,
-            tissue_texture=self.tissue_texture,
-            lesion_probability=self.lesion_probability,
-            lesion_kinds=self.lesion_kinds,
-            pv_sigma_mm=self.pv_sigma_mm,
-        )
+        fields: dict[str, Any] = {
+            "supersample": self.supersample,
+            "anatomy": self.anatomy,
+            "deformation_mm": self.heldout_deformation_mm if heldout else self.deformation_mm,
+            "tissue_texture": self.tissue_texture,
+            "lesion_probability": self.lesion_probability,
+            "lesion_kinds": self.lesion_kinds,
+            "pv_sigma_mm": self.pv_sigma_mm,
+        }
+        if heldout and self.heldout_procedural_fraction > 0:
+            fields.update(anatomy="mixed", mixed_fraction=self.heldout_procedural_fraction)
+        return dataclasses.replace(base or PhantomConfig(), **fields)
 
     def windows(self) -> dict[str, tuple[float, float]]:
         """``{name: (low_hu, high_hu)}`` of the CT metric windows."""
@@ -196,6 +209,8 @@ CLINICAL = AcquisitionPreset(
     mr_encoder_input="sense-combined",
     anatomy="mixed",
     deformation_mm=4.0,
+    heldout_deformation_mm=6.0,
+    heldout_procedural_fraction=0.7,
     tissue_texture=True,
     lesion_probability=0.6,
     lesion_kinds=("hyper", "hypo", "rim"),

@@ -138,3 +138,21 @@ def test_config_validation() -> None:
         PhantomConfig(lesion_kinds=("weird",))
     with pytest.raises(ValueError):
         PhantomConfig(anatomy="other")
+
+
+def test_gradient_echo_signal() -> None:
+    from msl_recon.data.phantom import gradient_echo, spin_echo
+
+    # 90° with long TR and TE -> 0 is the PD; the Ernst angle maximises the signal
+    assert gradient_echo(0.8, 1000.0, 50.0, 1e6, 0.0, 90.0) == pytest.approx(0.8)
+    tr, t1 = 20.0, 1000.0
+    ernst = np.rad2deg(np.arccos(np.exp(-tr / t1)))
+    flips = np.linspace(1, 60, 200)
+    sig = gradient_echo(1.0, t1, 50.0, tr, 5.0, flips)
+    assert flips[np.argmax(sig)] == pytest.approx(ernst, abs=0.5)
+    # T1 weighting: at short TR white matter (short T1) is brighter than grey matter
+    wm, gm = T.tissue_by_name("white_matter"), T.tissue_by_name("grey_matter")
+    s_wm = gradient_echo(wm.pd, wm.t1_ms, 0.6 * wm.t2_ms, 20.0, 4.0, 25.0)
+    s_gm = gradient_echo(gm.pd, gm.t1_ms, 0.6 * gm.t2_ms, 20.0, 4.0, 25.0)
+    assert s_wm > s_gm
+    assert spin_echo(1.0, 1.0, 1e9, 1e9, 0.0) == pytest.approx(1.0)

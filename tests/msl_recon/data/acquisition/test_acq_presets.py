@@ -51,3 +51,11 @@ def test_docstring_table_lists_every_field() -> None:
     for name in P.AcquisitionPreset.__dataclass_fields__:
         if name != "name":
             assert f"``{name}``" in doc, name
+
+
+def test_heldout_phantom_config_differs_more() -> None:
+    train = P.CLINICAL.phantom_config()
+    held = P.CLINICAL.phantom_config(heldout=True)
+    assert held.deformation_mm > train.deformation_mm
+    assert held.anatomy == "mixed" and held.mixed_fraction == pytest.approx(0.7)
+    assert P.PAPER.phantom_config(heldout=True) == P.PAPER.phantom_config()
