@@ -6,6 +6,7 @@ Heavy modules (torch, operators, h5py, SimpleITK) are imported inside the comman
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import warnings
@@ -155,11 +156,24 @@ def simulate_cmd(
         "ct,t1,t2",
         help="Modalities, comma-separated: ct, t1, t2, pet (mr = t1); see docs/architecture.md.",
     ),
-    preset: str = typer.Option("msl-paper", help="CT geometry preset (msl-recon presets)."),
+    acquisition: str = typer.Option(
+        "clinical",
+        "--acquisition",
+        help="Acquisition preset: clinical (2× simulation grid, routine-dose CT noise, complex "
+        "12-coil MRI with estimated coil maps, realistic tissue) or paper (noise-free, "
+        "real-valued, single-coil, same grid, as the MSL paper). See docs/acquisition.md.",
+    ),
+    preset: str | None = typer.Option(
+        None,
+        help="CT geometry preset (msl-recon presets; default: siemens-definition-as for "
+        "--acquisition clinical, msl-paper for paper).",
+    ),
     geometry: Path | None = typer.Option(
         None, "--geometry", help="CT geometry JSON (CTGeometry.to_dict()); overrides --preset."
     ),
-    views: int | None = typer.Option(None, min=1, help="CT views (default: the preset's, 64)."),
+    views: int | None = typer.Option(
+        64, min=1, help="CT views over the scan arc (default 64, the MSL paper's sparse scan)."
+    ),
     trajectory: str = typer.Option("cartesian", help="MRI sampling: cartesian or radial."),
     acceleration: float = typer.Option(4.0, help="MRI acceleration R (1/R of k-space)."),
     center_fraction: float = typer.Option(0.1, help="Fully sampled centre fraction (Cartesian)."),
@@ -172,14 +186,25 @@ def simulate_cmd(
         None, min=1, help="Radial spokes (default: ceil(π/2·N / acceleration))."
     ),
     golden: bool = typer.Option(False, help="Golden-angle spoke order (radial)."),
+    ct_dose: str | None = typer.Option(
+        None,
+        help="CT dose level: routine (1e5 photons/bin), low (4096, as LoDoPaB-CT) or none "
+        "(noise-free). Default: the acquisition preset's (clinical: routine; paper: none).",
+    ),
     ct_i0: float | None = typer.Option(
-        None, help="CT incident photons per bin (Poisson noise); default noise-free."
+        None, min=1e-9, help="CT incident photons per bin (overrides --ct-dose)."
     ),
-    ct_sigma_e: float = typer.Option(0.0, help="CT electronic noise std in photons."),
+    ct_sigma_e: float | None = typer.Option(
+        None, min=0.0, help="CT electronic noise std in photons (with --ct-i0; default 0)."
+    ),
     mr_snr: float | None = typer.Option(
-        None, help="MRI SNR in dB (complex Gaussian k-space noise); default noise-free."
+        None,
+        help="MRI SNR in dB (paper: rms(image)/σ; clinical: mean head magnitude/σ, preset "
+        "30 ≈ 29.5 dB). Default: the preset's (paper: noise-free).",
     ),
-    coils: int = typer.Option(1, min=1, help="MRI receive coils (>1: SENSE with birdcage maps)."),
+    coils: int | None = typer.Option(
+        None, min=1, help="MRI receive coils (default: the preset's; clinical 12, paper 1)."
+    ),
     acq: list[str] | None = typer.Option(
         None,
         "--acq",
@@ -242,6 +267,16 @@ def simulate_cmd(
     from ..training.loop import resolve_device
 
     device = str(resolve_device(device))  # InputError on an unknown device or missing CUDA
+    from ..data.acquisition.ct import DOSE_LEVELS
+    from ..data.acquisition.presets import preset as acquisition_preset
+
+    try:
+        acq_preset = acquisition_preset(acquisition)
+    except ValueError as exc:
+        raise UserError(f"--acquisition: {exc}") from None
+    clinical = acq_preset.supersample > 1
+    if preset is None:
+        preset = "siemens-definition-as" if clinical else "msl-paper"
     g, n = _load_geometry(preset, geometry, size, views)
     g = _apply_pixel_size(g, pixel_size, input, layout, mods, n)
     if input is not None and not quiet:
@@ -266,14 +301,39 @@ def simulate_cmd(
         for m in mods:
             if modalities_registry.get(m).family == "mri":
                 sampling[m] = base
+        i0, sigma_e = (acq_preset.ct_i0, acq_preset.ct_sigma_e) if acq_preset.ct_dose else (None, 0)
+        if ct_dose is not None:
+            if ct_dose == "none":
+                i0, sigma_e = None, 0.0
+            elif ct_dose in DOSE_LEVELS:
+                i0, sigma_e = DOSE_LEVELS[ct_dose].i0, DOSE_LEVELS[ct_dose].sigma_e
+            else:
+                raise UserError(f"--ct-dose must be routine, low or none, got {ct_dose!r}")
+        if ct_i0 is not None:
+            i0, sigma_e = ct_i0, 0.0
+        if ct_sigma_e is not None:
+            sigma_e = ct_sigma_e
+        fields: dict[str, object] = {}
+        if coils is not None:
+            fields.update(n_coils=coils, coil_model="loop" if coils > 1 else "none")
+            if coils == 1:
+                fields.update(coil_estimation="none", mr_encoder_input="zero-filled")
+        if mr_snr is not None and clinical:
+            fields["mr_snr"] = 10 ** (mr_snr / 20)
+        acq_preset = dataclasses.replace(acq_preset, **fields) if fields else acq_preset
+        snr_db = mr_snr
+        if snr_db is None and acq_preset.mr_snr is not None:
+            snr_db = 20 * math.log10(acq_preset.mr_snr)
         spec = SimulationSpec(
             geometry=g,
             sampling=sampling,
             mask_seed_mode=mask_mode,
-            ct_noise=CTNoise(ct_i0, ct_sigma_e),
-            mr_noise=MRNoise(mr_snr),
-            n_coils=coils,
+            ct_noise=CTNoise(i0, sigma_e),
+            mr_noise=MRNoise(snr_db),
+            n_coils=acq_preset.n_coils,
             options=_parse_options(acq),
+            preset=acq_preset,
+            fov_mm=g.image_size * g.pixel_size if clinical and input is None else None,
         )
     except ValueError as exc:
         raise UserError(str(exc)) from None

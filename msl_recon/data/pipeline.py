@@ -10,6 +10,7 @@ byte-identical arrays.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -122,7 +123,12 @@ def load_task(
             m: np.asarray(modalities.get(m).from_phantom(subj, rng), dtype=np.float32)
             for m in task.modalities
         }
-        z = next(iter(imgs.values())).shape[0]
+        if subj.fine:  # supersampled phantom: the 2× grid that the acquisition is simulated on
+            for m in task.modalities:
+                fine = modalities.get(m).from_phantom(subj, rng, fine=True)
+                if fine is not None:
+                    imgs[f"{m}@fine"] = np.asarray(fine, dtype=np.float32)
+        z = imgs[task.modalities[0]].shape[0]
         return imgs, np.arange(z, dtype=np.int64), f"phantom:seed={pseed}", {}
     if task.kind == "paired":
         from .ingest import load_paired
@@ -227,6 +233,20 @@ def output_paths(run: SimulationRun) -> dict[str, Path]:
     return out
 
 
+def _apply_preset(run: SimulationRun, tasks: list[SubjectTask], splits: list[str]) -> None:
+    """Phantom settings of each subject from the acquisition preset: held-out (validation and
+    test) subjects get the preset's held-out anatomy variation; the field of view follows
+    ``spec.fov_mm``."""
+    preset = run.spec.preset
+    for t in tasks:
+        if t.kind != "phantom":
+            continue
+        cfg = preset.phantom_config(run.phantom_config, heldout=splits[t.index] != "train")
+        if run.spec.fov_mm is not None:
+            cfg = dataclasses.replace(cfg, fov_mm=float(run.spec.fov_mm))
+        t.phantom_config = cfg
+
+
 def _with_needs(mods: Sequence[str]) -> tuple[str, ...]:
     """``mods`` plus the modalities their simulators need as context (e.g. CT for PET)."""
     from .. import modalities
@@ -314,6 +334,7 @@ def _attrs(run: SimulationRun, split: str, provenance: dict[str, Any]) -> dict[s
         "geometry": None,
         "sampling": {},
         "noise": run.spec.noise_dict(),
+        "preset": run.spec.preset.to_dict(),
         "intensity": {},
         "seed": run.seed,
         "split": split,
@@ -378,6 +399,7 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
             raise InputError(f"{existing[0]} exists; pass --overwrite to replace it")
     tasks = _tasks(run)
     splits = assign_splits(len(tasks), run.fractions, run.seed)
+    _apply_preset(run, tasks, splits)
     if run.shard is not None:
         i, n = run.shard
         tasks = [t for t in tasks if t.index % n == i - 1]

@@ -21,7 +21,7 @@
 | ``ct_windows`` (metrics) | paper [−1000, 2125] HU | paper and brain [0, 80] HU in the head mask |
 
 Use :func:`preset` to get one by name; :meth:`AcquisitionPreset.to_dict` gives the HDF5
-attribute (store it as JSON under the ``acquisition`` attribute) and
+attribute (stored as JSON under the ``preset`` attribute of every split file) and
 :meth:`AcquisitionPreset.from_attrs` reads it back, returning ``paper`` for files written before
 presets existed.
 """
@@ -176,11 +176,11 @@ class AcquisitionPreset:
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> AcquisitionPreset:
-        """Preset stored in HDF5 attributes under ``"acquisition"`` (JSON text or dict).
+        """Preset stored in HDF5 attributes under ``"preset"`` (JSON text or dict).
 
         Files without that attribute were written before presets existed: they are ``paper``.
         """
-        raw = attrs.get("acquisition") if hasattr(attrs, "get") else None
+        raw = attrs.get("preset") if hasattr(attrs, "get") else None
         if raw is None:
             return PAPER
         if isinstance(raw, bytes):
