@@ -146,6 +146,8 @@ def test_rire_and_synthrad_simulate(rire, synthrad, tmp_path):
         "--out",
         str(out),
         "-q",
+        "--acquisition",
+        "paper",
     ]
     assert main(args) == 0
     with h5py.File(out / "train.h5") as f, h5py.File(out / "val.h5") as g:
@@ -176,6 +178,8 @@ def test_rire_and_synthrad_simulate(rire, synthrad, tmp_path):
                 "--out",
                 str(out2),
                 "-q",
+        "--acquisition",
+        "paper",
             ]
         )
         == 0
@@ -238,6 +242,8 @@ def test_shipped_dicom_head_ct(tmp_path):
                 "--out",
                 str(out),
                 "-q",
+        "--acquisition",
+        "paper",
             ]
         )
         == 0
@@ -263,6 +269,8 @@ def test_bad_inputs(tmp_path, capsys, rire):
         "--slices",
         "1",
         "-q",
+        "--acquisition",
+        "paper",
         "--out",
         str(tmp_path / "o"),
     ]

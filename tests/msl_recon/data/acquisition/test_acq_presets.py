@@ -26,7 +26,7 @@ def test_named_presets() -> None:
 def test_hdf5_attribute_round_trip(tmp_path) -> None:
     path = tmp_path / "a.h5"
     with h5py.File(path, "w") as f:
-        f.attrs["acquisition"] = json.dumps(P.CLINICAL.to_dict())
+        f.attrs["preset"] = json.dumps(P.CLINICAL.to_dict())
         f.create_group("old")
     with h5py.File(path, "r") as f:
         assert P.AcquisitionPreset.from_attrs(f.attrs) == P.CLINICAL
