@@ -67,8 +67,8 @@ def test_micro_suite_end_to_end(tmp_path):
     assert set(data["experiments"]) == set(EXPERIMENTS)
     for name, res in data["experiments"].items():
         assert "error" not in res, (name, res.get("error"))
-    main = data["experiments"]["main_table"]
-    main_rows = main["tables"]["main"]
+    mt = data["experiments"]["main_table"]
+    main_rows = mt["tables"]["main"]
     methods = {r["method"] for r in main_rows}
     for m in (
         "FBP / zero-filled",
@@ -87,15 +87,15 @@ def test_micro_suite_end_to_end(tmp_path):
     for r in main_rows:
         assert {"MAE", "SSIM", "MI", "PSNR"} <= set(r)
     # paired CIs against MSL, per-slice and per-subject values, budgets and CS choices
-    cis = main["tables"]["main — paired 95% CI over test subjects"]
+    cis = mt["tables"]["main — paired 95% CI over test subjects"]
     assert all(r["reference"] == "MSL (CT+MRI)" and r["ci_low"] <= r["ci_high"] for r in cis)
-    scores = main["scores"]["main"]
+    scores = mt["scores"]["main"]
     n_test = 2 * 2  # micro: 2 test subjects × 2 slices
     assert len(scores["subjects"]) == n_test and len(scores["subject_ids"]) == 2
     assert len(scores["per_slice"]["MSL (CT+MRI)"]["CT"]["SSIM"]) == n_test
-    budgets = {r["method"]: r for r in main["tables"]["training budgets"]}
+    budgets = {r["method"]: r for r in mt["tables"]["training budgets"]}
     assert budgets["deepfusion"]["iterations"] >= 1 and budgets["deepfusion"]["lr"] is not None
-    cs = main["tables"]["CS weights (validation)"]
+    cs = mt["tables"]["CS weights (validation)"]
     assert len(cs) == 3 and all(r["grid"] and r["chosen"] for r in cs)
     assert any("converged" in r for r in main_rows)
     assert len(data["experiments"]["lambda_sweep"]["tables"]["lambda_sweep"]) == 11
