@@ -170,6 +170,13 @@ class Context:
         """Every slice of the split (the test split is scored whole)."""
         return list(range(len(ds)))
 
+    def one_per_subject(self, ds: Any) -> list[int]:
+        """The middle slice of every subject of a split (for the costly CS sweeps)."""
+        by: dict[str, list[int]] = {}
+        for i, sid in enumerate(ds.subject_ids()):
+            by.setdefault(sid, []).append(i)
+        return sorted(v[len(v) // 2] for v in by.values())
+
     def val_indices(self, ds: Any, n: int | None = None) -> list[int]:
         """``n`` validation slices spread over the validation subjects (default ``val_slices``)."""
         n = self.suite.val_slices if n is None else n

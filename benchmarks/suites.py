@@ -53,6 +53,8 @@ class Suite:
         PDHG iteration cap of the CS baselines (they stop earlier on convergence).
     cs_val_slices : int
         Validation slices of the CS weight search.
+    cs_robustness : tuple of str
+        CS methods (``tv``, ``jtv``, ``dtv``) also run at the sparser acquisitions of Fig. 7.
     val_slices : int
         Validation slices of checkpoint / learning-rate / MLEM choices.
     ood_subjects, pet_subjects : int
@@ -84,6 +86,7 @@ class Suite:
     cnn_base: int = 16
     cs_max_iter: int = 1000
     cs_val_slices: int = 4
+    cs_robustness: tuple[str, ...] = ("tv", "jtv", "dtv")
     val_slices: int = 8
     ood_subjects: int = 10
     pet_subjects: int = 30
@@ -140,11 +143,12 @@ SUITES: dict[str, Suite] = {
         n_test=10,
         n_slices=2,
         acq_preset="paper",
-        budget_s=100.0,
+        budget_s=90.0,
         seed_budget_s=35.0,
-        lr_budget_s=15.0,
+        lr_budget_s=12.0,
         cs_max_iter=1000,
-        cs_val_slices=4,
+        cs_val_slices=2,
+        cs_robustness=("tv", "jtv"),
         val_slices=8,
         ood_subjects=10,
         pet_subjects=20,
