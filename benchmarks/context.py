@@ -94,9 +94,10 @@ class Context:
     def dataset_dir(self, name: str = "main") -> Path:
         """Folder with ``train/val/test.h5`` of dataset ``name`` (simulated on first use).
 
-        ``main``: the built-in phantom (MNI anatomy) with CT, T1 and T2 at the suite's
-        acquisition preset. ``ood``: a real distribution shift, test split only: procedural
-        anatomy with lesions, a quarter of the CT dose and another scanner (parallel beam).
+        ``main``: the built-in phantom with CT, T1 and T2 at the suite's acquisition preset
+        (``paper`` or ``clinical``). ``ood``: a real distribution shift, test split only:
+        procedural anatomy with a lesion in every subject, a quarter of the CT dose and another
+        scanner geometry (:mod:`benchmarks.acquisition`).
         ``pet``: CT, T1 and PET of other subjects (same split fractions).
         """
         d = self.cache / f"data-{name}"
@@ -110,13 +111,10 @@ class Context:
         return d
 
     def _simulate(self, name: str, d: Path) -> None:
-        import dataclasses
-
         import geometries
-        from msl_recon.data.phantom import PhantomConfig
         from msl_recon.data.pipeline import SimulationRun, run_simulation
 
-        from .acquisition import get_preset, simulation_spec
+        from .acquisition import get_preset, ood_geometry, ood_preset, simulation_spec
 
         s = self.suite
         preset = get_preset(s.acq_preset)
@@ -127,14 +125,13 @@ class Context:
             seed=0,
         )
         mods: tuple[str, ...] = ("ct", "t1", "t2")
-        fractions, n_subj, seed, phantom = s.fractions, s.n_subjects, s.seed, PhantomConfig()
-        scale = 1.0
+        fractions, n_subj, seed = s.fractions, s.n_subjects, s.seed
+        geometry, scale = None, 1.0
         if name == "ood":
-            if hasattr(preset, "geometry"):
-                preset = dataclasses.replace(preset, geometry="parallel-msl")
-            scale = 0.25
+            # another anatomy family, a quarter of the dose, another scanner
+            geometry, scale = ood_geometry(preset), 0.25
+            preset = ood_preset(preset)
             fractions, n_subj, seed = (0.0, 0.0, 1.0), s.ood_subjects, s.seed + 1000
-            phantom = PhantomConfig(anatomy="procedural", lesion_probability=1.0)
         elif name == "pet":
             mods, n_subj, seed = ("ct", "t1", "pet"), s.pet_subjects, s.seed + 2000
         spec = simulation_spec(
@@ -142,6 +139,7 @@ class Context:
             image_size=s.image_size,
             n_views=s.n_views,
             masks={"t1": mask, "t2": mask},
+            geometry=geometry,
             ct_i0_scale=scale,
         )
         run_simulation(
@@ -156,7 +154,6 @@ class Context:
                 seed=seed,
                 overwrite=True,
                 progress=self.progress,
-                phantom_config=phantom,
             )
         )
 

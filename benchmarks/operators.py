@@ -7,7 +7,9 @@ with like (absolute times depend on the machine and its load):
   forward+backward (autograd) against ASTRA's CPU projector looping over the batch and ODL's
   torch ``OperatorModule``; the maximum relative difference against ASTRA;
 - system matrix: build time (cold, and loaded from the disk cache), bytes, peak RSS;
-- fan-beam FBP (ours) against ODL's ``fbp_op``: time and RMSE on a closed-form ellipse sinogram;
+- fan-beam FBP (ours, batch 4 and one slice, on ``RayTransform`` output) against ODL's
+  ``fbp_op``: time per slice and RMSE on analytic and discrete sinograms; the RMSE on discrete
+  wide-fan sinograms against ODL (:mod:`benchmarks._operator_fbp`);
 - parallel-beam FBP (ours) against ASTRA's CPU ``FBP`` and ``skimage.transform.iradon``;
 - NUFFT forward, adjoint and normal against plain torchkbnufft;
 - the paper's size (``msl-paper`` preset at 384²): forward and adjoint, build time and bytes.
@@ -19,14 +21,9 @@ writes ``benchmarks/results/operators.json`` (machine info, versions, every numb
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as _dt
 import json
 import math
 import os
-import platform
-import resource
-import statistics
 import sys
 import tempfile
 import time
@@ -39,115 +36,38 @@ from typing import Any
 # ``operators`` package: drop it before importing the package
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+# ... and put this checkout first, ahead of any installed copy of the packages
+sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import geometries as geo  # noqa: E402
 import operators as ops  # noqa: E402
+from benchmarks._operator_common import (  # noqa: E402
+    Row,
+    format_table,
+    machine_info,
+    not_available,
+    odl_fan,
+    peak_rss_mb,
+    ratio,
+    rel_diff,
+    row,
+    timeit,
+)
+from benchmarks._operator_fbp import (  # noqa: E402
+    bench_discrete_accuracy,
+    bench_fan_fbp,
+    bench_parallel_fbp,
+)
 from operators import _astra, _matrix_cache  # noqa: E402
 
 RESULTS = _HERE / "results" / "operators.json"
 
-Row = dict[str, Any]
-
 
 # ---------------------------------------------------------------------- helpers
-def timeit(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
-
-
-def rel_diff(a: Any, b: Any) -> float:
-    """``max |a - b| / max |b|``."""
-    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-    b = b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else np.asarray(b)
-    return float(np.abs(a - b).max() / np.abs(b).max())
-
-
-def rmse(a: Any, b: np.ndarray) -> float:
-    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-    return float(np.sqrt(np.mean((a.astype(np.float64) - b) ** 2)))
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MB (Linux reports KB, macOS bytes)."""
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r / 1024**2 if sys.platform == "darwin" else r / 1024
-
-
-def _version(mod: str) -> str:
-    try:
-        m = __import__(mod)
-        return str(getattr(m, "__version__", "?"))
-    except Exception as exc:
-        return f"unavailable ({type(exc).__name__})"
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {
-        "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average": load,
-        "versions": {
-            m: _version(m)
-            for m in ("torch", "astra", "odl", "skimage", "torchkbnufft", "numpy", "scipy")
-        },
-    }
-
-
-def row(section: str, what: str, ms: float | None, **extra: Any) -> Row:
-    return {"section": section, "what": what, "ms": ms, **extra}
-
-
-def ratio(ref_ms: float | None, ms: float | None) -> float | None:
-    if ref_ms is None or ms is None or ms <= 0:
-        return None
-    return ref_ms / ms
-
-
-def not_available(section: str, what: str, why: str) -> Row:
-    return row(section, what, None, note=f"not available: {why}")
-
-
 # ---------------------------------------------------------------------- ray transform
-def _odl_fan(g: geo.FanBeam2D) -> tuple[Any, Any]:
-    """ODL space and ray transform equal to ``g`` (ODL's angle = ours + π/2; same image axes)."""
-    import odl
-
-    tomo = odl.applications.tomo
-    h = g.image_size * g.pixel_size / 2
-    space = odl.uniform_discr([-h, -h], [h, h], g.image_shape, dtype="float32")
-    a = g.angles_array
-    step = float(a[1] - a[0])
-    off = math.pi / 2
-    apart = odl.uniform_partition(a[0] - step / 2 + off, a[-1] + step / 2 + off, a.size)
-    w = g.det_count * g.det_spacing / 2
-    dpart = odl.uniform_partition(-w, w, g.det_count)
-    geom = tomo.FanBeamGeometry(
-        apart, dpart, src_radius=g.source_origin, det_radius=g.origin_detector
-    )
-    return space, tomo.RayTransform(space, geom, impl="astra_cpu")
-
-
 def bench_ray(g: geo.FanBeam2D, batch: int, repeats: int, section: str) -> list[Row]:
     rows: list[Row] = []
     gen = torch.Generator().manual_seed(0)
@@ -226,7 +146,7 @@ def bench_ray(g: geo.FanBeam2D, batch: int, repeats: int, section: str) -> list[
     try:
         from odl.contrib.torch import OperatorModule
 
-        _, R = _odl_fan(g)
+        _, R = odl_fan(g)
         mf, ma = OperatorModule(R), OperatorModule(R.adjoint)
 
         def o_fwd() -> torch.Tensor:
@@ -321,144 +241,6 @@ def bench_ray(g: geo.FanBeam2D, batch: int, repeats: int, section: str) -> list[
     return rows
 
 
-# ---------------------------------------------------------------------- FBP
-def _phantom(g: geo.CTGeometry) -> tuple[np.ndarray, np.ndarray]:
-    from operators import phantoms
-
-    fov = g.image_size * g.pixel_size
-    ell = phantoms.shepp_logan(fov_mm=fov * 0.9)
-    return phantoms.ellipse_image(ell, g), phantoms.ellipse_sinogram(ell, g)
-
-
-def bench_fan_fbp(g: geo.FanBeam2D, repeats: int, section: str) -> list[Row]:
-    rows: list[Row] = []
-    try:
-        img, sino = _phantom(g)
-    except Exception as exc:
-        return [not_available(section, "fan FBP", f"operators.phantoms: {exc}")]
-    y = torch.from_numpy(sino.astype(np.float32))
-    try:
-        F = ops.FBP(g)
-
-        def ours() -> torch.Tensor:
-            with torch.no_grad():
-                return F(y)
-
-        ms = timeit(ours, repeats)
-        ours_rmse = rmse(ours(), img)
-        rows.append(row(section, "fan FBP (ours, ram-lak)", ms, rmse=ours_rmse))
-    except Exception as exc:
-        rows.append(not_available(section, "fan FBP (ours)", f"{type(exc).__name__}: {exc}"))
-        ms, ours_rmse = None, None
-    try:
-        import odl
-
-        _, R = _odl_fan(g)
-        fbp = odl.applications.tomo.fbp_op(R, filter_type="Ram-Lak")
-        el = R.range.element(sino.astype(np.float32))
-
-        def o() -> Any:
-            return fbp(el)
-
-        oms = timeit(o, repeats)
-        rows.append(
-            row(
-                section,
-                "  ODL fbp_op (Ram-Lak)",
-                oms,
-                rmse=rmse(o().data, img),
-                ours_faster=ratio(oms, ms),
-            )
-        )
-    except Exception as exc:
-        rows.append(not_available(section, "  ODL fbp_op", f"{type(exc).__name__}: {exc}"))
-    return rows
-
-
-def bench_parallel_fbp(n: int, n_views: int, repeats: int, section: str) -> list[Row]:
-    import astra
-
-    rows: list[Row] = []
-    # detector spacing = pixel size = 1 mm and an odd detector count centred on the isocentre,
-    # so that skimage's pixel-unit conventions describe the same scan
-    d = math.ceil(n * math.sqrt(2)) | 1
-    g = geo.ParallelBeam2D(image_size=n, pixel_size=1.0, n_views=n_views, det_count=d)
-    try:
-        img, sino = _phantom(g)
-    except Exception as exc:
-        return [not_available(section, "parallel FBP", f"operators.phantoms: {exc}")]
-    y = torch.from_numpy(sino.astype(np.float32))
-    ms = None
-    try:
-        F = ops.FBP(g)
-
-        def ours() -> torch.Tensor:
-            with torch.no_grad():
-                return F(y)
-
-        ms = timeit(ours, repeats)
-        rows.append(
-            row(section, f"parallel FBP (ours, {n}², {n_views} views)", ms, rmse=rmse(ours(), img))
-        )
-    except Exception as exc:
-        rows.append(not_available(section, "parallel FBP (ours)", f"{type(exc).__name__}: {exc}"))
-
-    vol, proj = g.to_astra()
-    pid = astra.create_projector("line", proj, vol)
-    sid = astra.data2d.create("-sino", proj, sino.astype(np.float32))
-    rid = astra.data2d.create("-vol", vol, 0.0)
-    cfg = astra.astra_dict("FBP")
-    cfg.update(ProjectorId=pid, ProjectionDataId=sid, ReconstructionDataId=rid)
-    cfg["option"] = {"FilterType": "ram-lak"}
-    alg = astra.algorithm.create(cfg)
-
-    def a() -> np.ndarray:
-        astra.algorithm.run(alg)
-        return astra.data2d.get(rid)
-
-    ams = timeit(a, repeats)
-    rows.append(
-        row(
-            section,
-            "  ASTRA CPU FBP (ram-lak)",
-            ams,
-            rmse=rmse(a(), img),
-            ours_faster=ratio(ams, ms),
-        )
-    )
-    astra.algorithm.delete(alg)
-    astra.data2d.delete([sid, rid])
-    astra.projector.delete(pid)
-
-    try:
-        from skimage.transform import iradon
-
-        # skimage: sinogram (detector, angle), angles in degrees, rotated by 90° vs ASTRA
-        theta = np.degrees(g.angles_array) + 90.0
-        s = sino.T.astype(np.float64)
-
-        def sk() -> np.ndarray:
-            return iradon(s, theta=theta, output_size=n, filter_name="ramp", circle=False)
-
-        sms = timeit(sk, max(1, repeats // 2))
-        out = sk()
-        # pick the orientation of skimage's output that matches ours (conventions differ)
-        cands = [np.rot90(o, k) for o in (out, out.T) for k in range(4)]
-        best = min(cands, key=lambda c: rmse(c, img))
-        rows.append(
-            row(
-                section,
-                "  skimage iradon (ramp)",
-                sms,
-                rmse=rmse(best, img),
-                ours_faster=ratio(sms, ms),
-            )
-        )
-    except Exception as exc:
-        rows.append(not_available(section, "  skimage iradon", f"{type(exc).__name__}: {exc}"))
-    return rows
-
-
 # ---------------------------------------------------------------------- NUFFT
 def bench_nufft(
     n: int, spokes: int, samples: int, batch: int, repeats: int, section: str
@@ -518,36 +300,17 @@ def bench_nufft(
 
 
 # ---------------------------------------------------------------------- main
-def format_table(rows: list[Row]) -> str:
-    lines = [f"{'section':<14} {'what':<62} {'ms':>10}  notes", "-" * 120]
-    for r in rows:
-        ms = "n/a" if r["ms"] is None else f"{r['ms']:.1f}"
-        notes = []
-        for k, v in r.items():
-            if k in ("section", "what", "ms") or v in (None, ""):
-                continue
-            if k in ("vs_astra", "vs_plain", "ours_faster"):
-                label = {
-                    "vs_astra": "than ASTRA direct",
-                    "vs_plain": "than plain torchkbnufft",
-                    "ours_faster": "(ours vs this)",
-                }[k]
-                speed = f"{v:.1f}x faster" if v >= 1 else f"{1 / v:.1f}x slower"
-                notes.append(f"{speed} {label}")
-            elif isinstance(v, float):
-                notes.append(f"{k}={v:.3g}")
-            else:
-                notes.append(f"{k}={v}")
-        lines.append(f"{r['section']:<14} {r['what']:<62} {ms:>10}  {'; '.join(notes)}")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats, skip nothing")
     p.add_argument("--repeats", type=int, default=None, help="timing repeats (median)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     p.add_argument("--out", type=Path, default=RESULTS, help="JSON output file")
+    p.add_argument(
+        "--only",
+        default="",
+        help="comma-separated sections to run (ray, fbp, nufft, or a step name such as 'fan fbp')",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     repeats = args.repeats or (3 if args.quick else 10)
@@ -567,10 +330,14 @@ def main(argv: list[str] | None = None) -> int:
     steps: list[tuple[str, Callable[[], list[Row]]]] = [
         ("ray 256", lambda: bench_ray(fan256, 4, repeats, "ray 256²")),
         ("ray 384", lambda: bench_ray(paper, 4, max(2, repeats // 2), "ray 384²")),
-        ("fan fbp", lambda: bench_fan_fbp(paper if not args.quick else fan256, repeats, "fan FBP")),
+        ("fan fbp", lambda: bench_fan_fbp(paper, repeats, "fan FBP 384²")),
+        ("fbp rmse", lambda: bench_discrete_accuracy(128, 360, "FBP accuracy")),
         ("par fbp", lambda: bench_parallel_fbp(256, 180, repeats, "parallel FBP")),
         ("nufft", lambda: bench_nufft(256, 64, 512, 4, repeats, "NUFFT")),
     ]
+    wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+    if wanted:
+        steps = [(name, fn) for name, fn in steps if any(w in name for w in wanted)]
     try:
         from tqdm import tqdm
 

@@ -68,7 +68,7 @@ class Suite:
     n_val: int
     n_test: int
     n_slices: int
-    acq_preset: str = "paper"
+    acq_preset: str = "clinical"
     n_views: int = 64
     acceleration: float = 4.0
     center_fraction: float = 0.1
@@ -142,7 +142,6 @@ SUITES: dict[str, Suite] = {
         n_val=10,
         n_test=10,
         n_slices=2,
-        acq_preset="paper",
         budget_s=90.0,
         seed_budget_s=35.0,
         lr_budget_s=12.0,

@@ -67,6 +67,8 @@ class CTGeometry:
     """
 
     kind: ClassVar[str] = "ct"
+    #: ``"parallel"`` or ``"fan"``: how :meth:`to_vec` reads its first two columns.
+    beam: ClassVar[str] = "ct"
     full_arc: ClassVar[float] = 2 * math.pi
 
     image_size: int
@@ -109,15 +111,6 @@ class CTGeometry:
     def fov_radius(self) -> float:
         """Radius in mm of the circle that circumscribes the image square."""
         return self.image_size * self.pixel_size / math.sqrt(2.0)
-
-    @property
-    def angular_span(self) -> float:
-        """Arc covered by the views in radians: ``(max - min) + step`` for uniform views."""
-        a = self.angles_array
-        if a.size == 1:
-            return self.full_arc
-        step = float(np.median(np.diff(np.sort(a))))
-        return float(a.max() - a.min() + step)
 
     def is_uniform(self) -> bool:
         """Whether the views are evenly spaced (constant step)."""
@@ -186,15 +179,30 @@ class CTGeometry:
         d["n_views"] = None
         return target(**d)
 
-    def to_json(self) -> str:
-        """Compact JSON text of :meth:`to_dict`."""
-        return json.dumps(self.to_dict(), sort_keys=True)
-
     def fingerprint(self) -> str:
         """Stable SHA-256 hex digest of the geometry (angles rounded to 1e-12 rad)."""
         d = self.to_dict()
         d["angles"] = [round(a, 12) for a in d["angles"]]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+    # ------------------------------------------------------------------ canonical vectors
+    def to_vec(self) -> np.ndarray:
+        """Canonical per-view vectors in mm, shape ``(n_views, 6)``, float64 (ASTRA ``*_vec``).
+
+        Row ``v`` is ``(sx, sy, dx, dy, ux, uy)``: the source position ``s`` (for a parallel beam,
+        :attr:`beam` ``== "parallel"``, the unit ray direction instead), the detector centre
+        ``d`` and the vector ``u`` from one detector bin to the next (length ``det_spacing``).
+        Bin ``k`` has its centre at ``d + (k - (D - 1) / 2) u``. Operators and phantoms read the
+        scan from this form only, so they do not depend on the geometry class.
+        """
+        a = self.angles_array
+        es = np.stack([np.sin(a), -np.cos(a)], axis=1)  # isocentre -> source
+        u = self.det_spacing * np.stack([np.cos(a), np.sin(a)], axis=1)
+        src, det = self._vec_source_detector(es)
+        return np.concatenate([src, det, u], axis=1)
+
+    def _vec_source_detector(self, es: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise TypeError(f"{type(self).__name__} has no vector form")  # pragma: no cover
 
     def to_astra(self) -> tuple[dict, dict]:
         """ASTRA ``(vol_geom, proj_geom)`` in physical units (mm)."""
@@ -224,6 +232,7 @@ class ParallelBeam2D(CTGeometry):
     """
 
     full_arc: ClassVar[float] = math.pi
+    beam: ClassVar[str] = "parallel"
     det_count: int = 0
 
     def __post_init__(self) -> None:
@@ -242,6 +251,9 @@ class ParallelBeam2D(CTGeometry):
                 f"({self.image_size * self.pixel_size:.1f} mm): the field of view is truncated",
                 stacklevel=3,
             )
+
+    def _vec_source_detector(self, es: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return es.copy(), np.zeros_like(es)  # ASTRA's ray direction (sin θ, -cos θ)
 
     def _astra_proj_geom(self) -> dict:
         import astra
@@ -272,6 +284,7 @@ class FanBeam2D(CTGeometry):
     2.0
     """
 
+    beam: ClassVar[str] = "fan"
     source_origin: float
     origin_detector: float
 
@@ -309,6 +322,9 @@ class FanBeam2D(CTGeometry):
     def fan_half_angle(self) -> float:
         """Half opening angle of the fan in radians."""
         return math.atan(self.det_count * self.det_spacing / 2.0 / self.source_detector)
+
+    def _vec_source_detector(self, es: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.source_origin * es, -self.origin_detector * es
 
     def _astra_proj_geom(self) -> dict:
         import astra

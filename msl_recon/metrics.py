@@ -1,4 +1,6 @@
-"""Image-quality metrics of the paper, computed as the common tools do (DESIGN §3).
+"""Image-quality metrics of the paper, computed as the common tools do.
+
+See docs/architecture.md, Conventions.
 
 Torch versions (batched over leading axes, any device, usable in training/validation):
 
@@ -14,6 +16,11 @@ Torch versions (batched over leading axes, any device, usable in training/valida
 
 :func:`soft_nmi` / :func:`soft_mutual_information` are differentiable Parzen-window (Gaussian
 soft-histogram) versions for optimising λ maps; they approximate, not equal, :func:`nmi`.
+
+CT windows (:func:`window_metrics`, :func:`head_mask`): MAE (HU and window units), PSNR and SSIM
+of CT images after clipping to a HU window and scaling it to [0, 1], optionally restricted to a
+mask (SSIM: the mean of skimage's SSIM map over the masked pixels of its cropped region).
+:data:`CT_WINDOWS` holds the paper's full window [−1000, 2125] HU and a brain window [0, 80] HU.
 
 Numpy convenience wrappers: :func:`mae_np`, :func:`psnr_np`, :func:`ssim_np`, :func:`nmi_np`,
 and :func:`all_metrics_np` returning a dict.
@@ -31,7 +38,9 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "CT_WINDOWS",
     "all_metrics_np",
+    "head_mask",
     "mae",
     "mae_np",
     "nmi",
@@ -42,7 +51,11 @@ __all__ = [
     "soft_nmi",
     "ssim",
     "ssim_np",
+    "window_metrics",
 ]
+
+#: CT display/metric windows in HU: the paper's [0, 1] range and a brain window.
+CT_WINDOWS: dict[str, tuple[float, float]] = {"paper": (-1000.0, 2125.0), "brain": (0.0, 80.0)}
 
 
 def _pair(a: torch.Tensor, b: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,6 +111,13 @@ def ssim(
     -------
     Tensor ``(...)``
     """
+    return _ssim_map(a, b, data_range, win_size, k1, k2).mean(dim=(-2, -1))
+
+
+def _ssim_map(
+    a: torch.Tensor, b: torch.Tensor, data_range: float, win_size: int, k1: float, k2: float
+) -> torch.Tensor:
+    """SSIM map on the valid region ``(..., H − win + 1, W − win + 1)`` (skimage's crop)."""
     a, b = _pair(a, b, "ssim")
     h, w = a.shape[-2:]
     if min(h, w) < win_size or win_size % 2 == 0:
@@ -118,7 +138,7 @@ def ssim(
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return s.mean(dim=(-2, -1)).reshape(lead)
+    return s.reshape(*lead, *s.shape[-2:])
 
 
 def _entropy(p: torch.Tensor, dim: tuple[int, ...]) -> torch.Tensor:
@@ -273,3 +293,75 @@ def all_metrics_np(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
         "psnr": psnr_np(pred, ref),
     }
     return {k: float(v) for k, v in out.items()}
+
+
+def head_mask(ct_hu: np.ndarray | torch.Tensor, threshold_hu: float = -500.0) -> np.ndarray:
+    """Head mask of CT slices ``(..., H, W)``: pixels above ``threshold_hu`` with holes filled
+    (sinuses and air cells inside the head count as head). Returns bool numpy."""
+    from scipy import ndimage
+
+    arr = np.asarray(ct_hu.detach().cpu() if isinstance(ct_hu, torch.Tensor) else ct_hu)
+    fg = arr > threshold_hu
+    flat = fg.reshape(-1, *fg.shape[-2:])
+    out = np.stack([ndimage.binary_fill_holes(m) for m in flat]) if flat.size else flat
+    return out.reshape(fg.shape)
+
+
+def window_metrics(
+    pred_hu: np.ndarray | torch.Tensor,
+    gt_hu: np.ndarray | torch.Tensor,
+    window: tuple[float, float] | str,
+    mask: np.ndarray | torch.Tensor | None = None,
+    *,
+    win_size: int = 7,
+) -> dict[str, float | np.ndarray]:
+    """CT metrics inside a HU window, optionally within a mask.
+
+    Both images are clipped to ``window = (lo, hi)`` HU and mapped to ``(x − lo) / (hi − lo)``
+    in [0, 1] (data range 1).
+
+    Parameters
+    ----------
+    pred_hu, gt_hu : array or Tensor, ``(..., H, W)``
+        CT numbers, HU.
+    window : (float, float) or str
+        HU window or a name in :data:`CT_WINDOWS` (``"paper"``, ``"brain"``).
+    mask : bool array ``(..., H, W)`` or ``(H, W)``, optional
+        Pixels that count (e.g. :func:`head_mask` of the ground truth); all if None.
+    win_size : int
+        SSIM window.
+
+    Returns
+    -------
+    dict
+        ``mae_hu`` (mean |Δ| of the clipped images, HU), ``mae`` (the same in window units),
+        ``psnr`` (dB, from the masked MSE) and ``ssim`` (mean SSIM map over masked pixels of the
+        cropped region; equals ``skimage.metrics.structural_similarity(..., data_range=1)``
+        without a mask). Floats for one image, arrays ``(...)`` for a batch.
+    """
+    lo, hi = CT_WINDOWS[window] if isinstance(window, str) else (float(window[0]), float(window[1]))
+    if not hi > lo:
+        raise ValueError(f"window must be (low, high) with low < high, got {window!r}")
+    a = torch.as_tensor(np.asarray(pred_hu), dtype=torch.float64)
+    b = torch.as_tensor(np.asarray(gt_hu), dtype=torch.float64)
+    if a.shape != b.shape or a.ndim < 2:
+        raise ValueError(f"window_metrics: shapes {tuple(a.shape)} and {tuple(b.shape)} differ")
+    a = (a.clamp(lo, hi) - lo) / (hi - lo)
+    b = (b.clamp(lo, hi) - lo) / (hi - lo)
+    m = torch.ones_like(a) if mask is None else torch.as_tensor(np.asarray(mask)).to(a.dtype)
+    m = m.expand_as(a)
+    n = m.sum(dim=(-2, -1)).clamp_min(1.0)
+    err = (a - b) * m
+    mae_u = err.abs().sum(dim=(-2, -1)) / n
+    mse = (err**2).sum(dim=(-2, -1)) / n
+    smap = _ssim_map(a, b, 1.0, win_size, 0.01, 0.03)
+    r = win_size // 2
+    mc = m[..., r : a.shape[-2] - r, r : a.shape[-1] - r]
+    ssim_v = (smap * mc).sum(dim=(-2, -1)) / mc.sum(dim=(-2, -1)).clamp_min(1.0)
+    out = {
+        "mae_hu": mae_u * (hi - lo),
+        "mae": mae_u,
+        "psnr": 10.0 * torch.log10(1.0 / mse),
+        "ssim": ssim_v,
+    }
+    return {k: (float(v) if v.ndim == 0 else v.numpy()) for k, v in out.items()}

@@ -13,8 +13,17 @@ Examples
 torch.Size([2, 20, 46])
 """
 
-from . import phantoms
-from .base import ComposedOperator, LinearOperator, ScaledOperator
+from . import (
+    _algebra_examples,  # noqa: F401  (registers the derived-operator examples)
+    phantoms,
+)
+from .base import (
+    ComposedOperator,
+    DerivedOperator,
+    LinearOperator,
+    ScaledOperator,
+    SumOperator,
+)
 from .fbp import FBP
 from .gradient import Gradient2D
 from .mri import NUFFT, CartesianFourier
@@ -30,11 +39,13 @@ __all__ = [
     "AttenuatedRayTransform",
     "CartesianFourier",
     "ComposedOperator",
+    "DerivedOperator",
     "GaussianBlur",
     "Gradient2D",
     "LinearOperator",
     "RayTransform",
     "ScaledOperator",
+    "SumOperator",
     "attenuation_factors",
     "birdcage_maps",
     "examples",

@@ -21,10 +21,10 @@ __all__ = [
     "cuda_available",
 ]
 
-#: Our projector names -> ASTRA projector types, per geometry class.
+#: Our projector names -> ASTRA projector types, per beam (``CTGeometry.beam``).
 PROJECTORS: dict[str, dict[str, str]] = {
-    "ParallelBeam2D": {"line": "line", "strip": "strip"},
-    "FanBeam2D": {"line": "line_fanflat", "strip": "strip_fanflat"},
+    "parallel": {"line": "line", "strip": "strip"},
+    "fan": {"line": "line_fanflat", "strip": "strip_fanflat"},
 }
 
 # ASTRA keeps its objects in process-global registries; serialise our use of them.
@@ -49,17 +49,18 @@ def cuda_available() -> bool:
 
 
 def astra_projector_type(geometry: Any, projector: str) -> str:
-    """ASTRA projector type for ``geometry`` (by class name) and our ``projector`` name.
+    """ASTRA projector type for ``geometry`` (by its ``beam``) and our ``projector`` name.
 
     Raises
     ------
     ValueError
         If the geometry class or the projector is not supported.
     """
-    kinds = PROJECTORS.get(type(geometry).__name__)
+    kinds = PROJECTORS.get(getattr(geometry, "beam", None))  # type: ignore[arg-type]
     if kinds is None:
         raise ValueError(
-            f"geometry must be one of {sorted(PROJECTORS)}, got {type(geometry).__name__}"
+            "geometry must be a parallel- or fan-beam CT geometry (ParallelBeam2D, FanBeam2D), "
+            f"got {type(geometry).__name__}"
         )
     if projector not in kinds:
         raise ValueError(f"projector must be one of {sorted(kinds)}, got {projector!r}")

@@ -18,7 +18,13 @@ from typing import Any
 
 import torch
 
-__all__ = ["ComposedOperator", "LinearOperator", "ScaledOperator"]
+__all__ = [
+    "ComposedOperator",
+    "DerivedOperator",
+    "LinearOperator",
+    "ScaledOperator",
+    "SumOperator",
+]
 
 
 class _ApplyLinear(torch.autograd.Function):
@@ -150,6 +156,19 @@ class LinearOperator(abc.ABC):
 
     __rmul__ = __mul__
 
+    def __add__(self, other: LinearOperator) -> LinearOperator:
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return SumOperator(self, other)
+
+    def __sub__(self, other: LinearOperator) -> LinearOperator:
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return SumOperator(self, other, sign=-1)
+
+    def __neg__(self) -> LinearOperator:
+        return ScaledOperator(self, -1.0, name=f"-{self.name}")
+
     def normal(self) -> LinearOperator:
         """The normal operator ``A.H @ A`` (subclasses may provide faster forms)."""
         return self.H @ self
@@ -211,16 +230,34 @@ class LinearOperator(abc.ABC):
         return f"{self.name}({self.domain_shape} -> {self.range_shape})"
 
 
-class _AdjointOperator(LinearOperator):
-    def __init__(self, op: LinearOperator) -> None:
-        super().__init__(
-            op.range_shape,
-            op.domain_shape,
-            domain_is_complex=op.range_is_complex,
-            range_is_complex=op.domain_is_complex,
-            name=f"{op.name}.H",
-        )
+class DerivedOperator(LinearOperator):
+    """An operator made from another one, ``op``, whose shapes and complexness it derives.
+
+    ``kind`` says how: ``"same"`` (``op``'s domain and range, e.g. ``c * A``), ``"adjoint"``
+    (swapped: range to domain, e.g. ``A.H`` or a pseudo-inverse) or ``"normal"`` (``op``'s
+    domain to itself, e.g. ``A.H A``). Subclasses implement :meth:`_apply` and :meth:`_adjoint`
+    and find the original operator as ``self.op``.
+    """
+
+    def __init__(self, op: LinearOperator, kind: str, name: str) -> None:
+        if kind == "same":
+            shapes = (op.domain_shape, op.range_shape)
+            cplx = (op.domain_is_complex, op.range_is_complex)
+        elif kind == "adjoint":
+            shapes = (op.range_shape, op.domain_shape)
+            cplx = (op.range_is_complex, op.domain_is_complex)
+        elif kind == "normal":
+            shapes = (op.domain_shape, op.domain_shape)
+            cplx = (op.domain_is_complex, op.domain_is_complex)
+        else:
+            raise ValueError(f"kind must be 'same', 'adjoint' or 'normal', got {kind!r}")
+        super().__init__(*shapes, domain_is_complex=cplx[0], range_is_complex=cplx[1], name=name)
         self.op = op
+
+
+class _AdjointOperator(DerivedOperator):
+    def __init__(self, op: LinearOperator) -> None:
+        super().__init__(op, "adjoint", f"{op.name}.H")
 
     def _apply(self, x: torch.Tensor) -> torch.Tensor:
         return self.op._adjoint(x)
@@ -230,6 +267,11 @@ class _AdjointOperator(LinearOperator):
 
     def normal(self) -> LinearOperator:
         return self.op @ self
+
+
+def _real_if_needed(z: torch.Tensor, op: LinearOperator) -> torch.Tensor:
+    """Real part of an adjoint's result when ``op``'s domain is real."""
+    return z.real if z.is_complex() and not op.domain_is_complex else z
 
 
 class ComposedOperator(LinearOperator):
@@ -254,24 +296,53 @@ class ComposedOperator(LinearOperator):
         return self.a._apply(self.b._apply(x))
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        z = self.b._adjoint(self.a._adjoint(y))
-        if z.is_complex() and not self.domain_is_complex:
-            z = z.real
-        return z
+        return _real_if_needed(self.b._adjoint(self.a._adjoint(y)), self)
 
 
-class ScaledOperator(LinearOperator):
+class SumOperator(LinearOperator):
+    """``A + B`` (``sign=1``) or ``A - B`` (``sign=-1``); its adjoint is ``A.H ± B.H``.
+
+    Both operators must have the same domain and range shapes and both real or both complex
+    domains. The range is complex when either range is; the adjoint then reads the real part of
+    its input for the operator with a real range (the real inner product ``Re <A x, y>``).
+    """
+
+    def __init__(self, a: LinearOperator, b: LinearOperator, *, sign: int = 1) -> None:
+        if (a.domain_shape, a.range_shape) != (b.domain_shape, b.range_shape):
+            raise ValueError(
+                f"cannot add {a.name} ({a.domain_shape} -> {a.range_shape}) and {b.name} "
+                f"({b.domain_shape} -> {b.range_shape}): shapes differ"
+            )
+        if a.domain_is_complex != b.domain_is_complex:
+            raise ValueError(f"cannot add {a.name} and {b.name}: one domain is complex, one real")
+        if sign not in (1, -1):
+            raise ValueError(f"sign must be 1 or -1, got {sign!r}")
+        super().__init__(
+            a.domain_shape,
+            a.range_shape,
+            domain_is_complex=a.domain_is_complex,
+            range_is_complex=a.range_is_complex or b.range_is_complex,
+            name=f"({a.name} {'+' if sign > 0 else '-'} {b.name})",
+        )
+        self.a, self.b, self.sign = a, b, sign
+
+    def _apply(self, x: torch.Tensor) -> torch.Tensor:
+        ya, yb = self.a._apply(x), self.b._apply(x)
+        return ya + yb if self.sign > 0 else ya - yb
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        ya = y.real if y.is_complex() and not self.a.range_is_complex else y
+        yb = y.real if y.is_complex() and not self.b.range_is_complex else y
+        za, zb = self.a._adjoint(ya), self.b._adjoint(yb)
+        return _real_if_needed(za + zb if self.sign > 0 else za - zb, self)
+
+
+class ScaledOperator(DerivedOperator):
     """``c * A`` for a real scalar c."""
 
-    def __init__(self, op: LinearOperator, c: float) -> None:
-        super().__init__(
-            op.domain_shape,
-            op.range_shape,
-            domain_is_complex=op.domain_is_complex,
-            range_is_complex=op.range_is_complex,
-            name=f"{c:g}*{op.name}",
-        )
-        self.op, self.c = op, c
+    def __init__(self, op: LinearOperator, c: float, *, name: str | None = None) -> None:
+        super().__init__(op, "same", name or f"{c:g}*{op.name}")
+        self.c = c
 
     def _apply(self, x: torch.Tensor) -> torch.Tensor:
         return self.c * self.op._apply(x)

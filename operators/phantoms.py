@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geometries import CTGeometry, FanBeam2D, ParallelBeam2D
+from geometries import CTGeometry
 
 __all__ = [
     "Ellipse",
@@ -268,24 +268,22 @@ def ellipse_sinogram(
     """
     if int(det_supersample) != det_supersample or det_supersample < 1:
         raise ValueError(f"det_supersample must be a positive integer, got {det_supersample!r}")
-    if not isinstance(geometry, (ParallelBeam2D, FanBeam2D)):
+    if not isinstance(geometry, CTGeometry):
         raise ValueError(
-            f"ellipse_sinogram supports ParallelBeam2D and FanBeam2D, got {type(geometry).__name__}"
+            "ellipse_sinogram supports ParallelBeam2D and FanBeam2D (a geometries.CTGeometry), got "
+            f"{type(geometry).__name__}"
         )
     m = int(det_supersample)
-    th = geometry.angles_array[:, None, None]
+    vec = geometry.to_vec()[:, None, None, :]  # (V, 1, 1, 6): source/ray, detector centre, u
     d = geometry.det_count
     k = np.arange(d)[:, None] + (np.arange(m)[None, :] + 0.5) / m - 0.5  # (D, m) bin positions
-    u = (k - (d - 1) / 2.0) * geometry.det_spacing  # mm on the detector
-    eu = np.stack(np.broadcast_arrays(np.cos(th), np.sin(th)), axis=-1)  # (V, 1, 1, 2)
-    es = np.stack(np.broadcast_arrays(np.sin(th), -np.cos(th)), axis=-1)  # source direction
-    if isinstance(geometry, FanBeam2D):
-        src = geometry.source_origin * es
-        det = -geometry.origin_detector * es + u[None, :, :, None] * eu
-        vec = det - src
-        dirs = vec / np.linalg.norm(vec, axis=-1, keepdims=True)
-        pts = np.broadcast_to(src, dirs.shape)
+    det = vec[..., 2:4] + (k - (d - 1) / 2.0)[None, :, :, None] * vec[..., 4:6]
+    if geometry.beam == "parallel":
+        pts = det
+        dirs = np.broadcast_to(vec[..., 0:2], pts.shape)
     else:
-        pts = u[None, :, :, None] * eu
-        dirs = np.broadcast_to(-es, pts.shape)
+        src = vec[..., 0:2]
+        dirs = det - src
+        dirs = dirs / np.linalg.norm(dirs, axis=-1, keepdims=True)
+        pts = np.broadcast_to(src, dirs.shape)
     return _chords(ellipses, pts, dirs).mean(axis=-1)

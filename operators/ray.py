@@ -1,7 +1,7 @@
 """Exact ASTRA ray transforms (parallel and flat fan beam) as differentiable torch operators.
 
 Two backends compute the same numbers as ASTRA's CPU projectors for the physical-unit geometry
-of :meth:`geometries.CTGeometry.to_astra` (DESIGN §3):
+of :meth:`geometries.CTGeometry.to_astra` (docs/architecture.md, Conventions):
 
 ``"astra"`` (default)
     ASTRA's system matrix, exported once with ``astra.projector.matrix``, held as a torch
@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
-import warnings
 from typing import Any
 
 import torch
@@ -41,6 +39,8 @@ import torch
 from geometries import CTGeometry
 
 from . import _astra, _matrix_cache
+from ._sparse import SparseMatrixPair as _SystemMatrix
+from ._sparse import spmm
 from .base import LinearOperator
 from .registry import register_example
 
@@ -52,72 +52,6 @@ BACKENDS = ("astra", "astra-direct")
 
 def _matrix_key(geometry: CTGeometry, projector: str) -> str:
     return f"ray|{geometry.fingerprint()}|{projector}|astra-{_astra.astra_version()}"
-
-
-def _to_torch_csr(mat: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """scipy CSR -> torch sparse CSR on ``device`` in ``dtype`` (shares memory when possible)."""
-    crow = torch.from_numpy(mat.indptr)
-    col = torch.from_numpy(mat.indices)
-    val = torch.from_numpy(mat.data)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
-        out = torch.sparse_csr_tensor(
-            crow.to(device),
-            col.to(device),
-            val.to(device=device, dtype=dtype),
-            size=mat.shape,
-            check_invariants=False,
-        )
-    return out
-
-
-class _SystemMatrix:
-    """A scipy CSR matrix, its transpose, and lazily made torch copies per (device, dtype)."""
-
-    def __init__(self, mat: Any, source: str) -> None:
-        self.matrix = mat
-        self.source = source
-        self._transpose: Any | None = None
-        self._copies: dict[tuple[str, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
-        self._lock = threading.Lock()
-
-    @property
-    def transpose(self) -> Any:
-        if self._transpose is None:
-            t = self.matrix.T.tocsr()
-            t.sort_indices()
-            t.indices = t.indices.astype(self.matrix.indices.dtype, copy=False)
-            t.indptr = t.indptr.astype(self.matrix.indptr.dtype, copy=False)
-            self._transpose = t
-        return self._transpose
-
-    @property
-    def matrix_nbytes(self) -> int:
-        """Bytes of the CSR arrays of the matrix (one copy, without its transpose)."""
-        m = self.matrix
-        return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held in memory: matrix, transpose and every torch copy not sharing them."""
-        total = self.matrix_nbytes * (1 if self._transpose is None else 2)
-        for (device, dtype), (a, _) in list(self._copies.items()):
-            if device != "cpu" or dtype != torch.float32:
-                per = a.values().element_size() * a.values().numel()
-                total += 2 * (per + (a.col_indices().numel() + a.crow_indices().numel()) * 4)
-        return total
-
-    def get(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (str(device), dtype)
-        with self._lock:
-            pair = self._copies.get(key)
-            if pair is None:
-                pair = (
-                    _to_torch_csr(self.matrix, device, dtype),
-                    _to_torch_csr(self.transpose, device, dtype),
-                )
-                self._copies[key] = pair
-        return pair
 
 
 class RayTransform(LinearOperator):
@@ -239,10 +173,9 @@ class RayTransform(LinearOperator):
             return x.new_zeros((*batch, *out_shape))
         a, at = self._system().get(x.device, cdt)
         mat = at if transpose else a
-        rhs = flat.T.contiguous()
         # no torch.set_num_threads() juggling here: it is process-global, not thread-safe, and
         # slows the next parallel op (measured); callers choose their thread count.
-        out = (mat @ rhs).T  # (B, n_out)
+        out = spmm(mat, flat.T).T  # (B, n_out)
         return out.reshape(*batch, *out_shape).to(x.dtype)
 
     def _direct_engine(self, cuda: bool) -> _astra.AstraDirect:
@@ -279,7 +212,7 @@ class RayTransform(LinearOperator):
         """Filtered back projection :class:`operators.fbp.FBP` for the same geometry."""
         from .fbp import FBP
 
-        return FBP(self.geometry)
+        return FBP(self.geometry, cache_dir=self.cache_dir)
 
     def __getstate__(self) -> dict[str, Any]:
         # matrices and ASTRA objects are rebuilt (from the caches) in the receiving process

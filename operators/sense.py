@@ -10,7 +10,7 @@ import torch
 
 from geometries import CartesianMask, RadialTrajectory
 
-from .base import LinearOperator
+from .base import DerivedOperator, LinearOperator
 from .registry import register_example
 
 __all__ = ["SENSE", "SENSEPseudoInverse", "birdcage_maps"]
@@ -154,7 +154,7 @@ class SENSE(LinearOperator):
         return SENSEPseudoInverse(self)
 
 
-class SENSEPseudoInverse(LinearOperator):
+class SENSEPseudoInverse(DerivedOperator):
     """``y ↦ Σ_c conj(S_c) ⊙ inner⁺ y_c`` (exact inverse for unit-RSS maps and invertible inner).
 
     Domain ``(C, *inner.range_shape)``, range ``(H, W)``, both complex.
@@ -164,14 +164,8 @@ class SENSEPseudoInverse(LinearOperator):
         pinv = op.inner.pseudo_inverse()
         if not isinstance(pinv, LinearOperator):
             raise TypeError(f"SENSE: the pseudo-inverse of {op.inner.name} is not a LinearOperator")
-        super().__init__(
-            op.range_shape,
-            op.domain_shape,
-            domain_is_complex=True,
-            range_is_complex=True,
-            name=f"{op.name}.pinv",
-        )
-        self.op = op
+        super().__init__(op, "adjoint", f"{op.name}.pinv")
+        self.op: SENSE = op
         self.pinv = pinv
 
     def _apply(self, y: torch.Tensor) -> torch.Tensor:

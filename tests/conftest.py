@@ -44,3 +44,22 @@ def torch_gen() -> torch.Generator:
 def _matrix_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep the system-matrix cache of the test session out of the user's cache directory."""
     os.environ.setdefault("MSL_RECON_CACHE", str(tmp_path_factory.mktemp("msl-cache")))
+
+
+@pytest.fixture
+def tiny_fan():
+    """A small flat-detector fan-beam scan (24², 30 views, 40 bins): fast operator tests."""
+    import geometries as geo
+
+    return geo.FanBeam2D(
+        image_size=24, pixel_size=1.0, det_count=40, det_spacing=1.1, n_views=30,
+        source_origin=70.0, origin_detector=35.0,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def tiny_parallel():
+    """A small parallel-beam scan (16², 12 views over 180°, default detector of 24 bins)."""
+    import geometries as geo
+
+    return geo.ParallelBeam2D(image_size=16, pixel_size=1.0, n_views=12)

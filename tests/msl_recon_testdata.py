@@ -1,10 +1,10 @@
 """Test helpers: a tiny dataset in the shared HDF5 format, written directly with h5py, and a tiny
 MSL config and checkpoint.
 
-It is deliberately written here, following the schema of DESIGN/the shared contracts, rather than
-through ``msl-recon simulate``: the training and inference code is then tested against the format
-itself. 32² images of random ellipses (CT) and a related contrast (T1), a 16-view fan-beam scan
-and a 1/4 Cartesian mask.
+It is deliberately written here, following the schema of docs/architecture.md (Data files), rather
+than through ``msl-recon simulate``: the training and inference code is then tested against the
+format itself. 32² images of random ellipses (CT) and a related contrast (T1), a 16-view fan-beam
+scan and a 1/4 Cartesian mask.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def out_of_distribution(ctx: Context) -> dict:
         if path is None:
             real_rows.append({"image": fname, "note": "not shipped with this pydicom"})
             continue
-        images, _ = load_single(path, CT, size=s.image_size)
+        images, _, _ = load_single(path, CT, size=s.image_size, pixel_size=geom.pixel_size)
         gt = torch.as_tensor(np.asarray(images[CT], dtype=np.float32)).reshape(
             -1, s.image_size, s.image_size
         )[:1]

@@ -273,8 +273,10 @@ def run_reconstruct(
         bar.update(len(idx))
     bar.close()
     arrays = {k: np.concatenate(v, axis=0) for k, v in stacks.items()}
-    files = _write_outputs(out, arrays, model, mods, sel, source, png=png)
-    rows = _metrics(arrays, model, mods, lams)
+    files = _write_outputs(out, arrays, model, mods, sel, source, png=png, checkpoint=checkpoint)
+    from ..figures import meaningful_metric_rows
+
+    rows = meaningful_metric_rows(_metrics(arrays, model, mods, lams), model.modalities)
     obj = None
     if optimize_lambda:
         obj = {
@@ -350,37 +352,62 @@ def _write_outputs(
     source: Any,
     *,
     png: bool,
+    checkpoint: Path | None = None,
 ) -> dict[str, Any]:
     import h5py
-    import nibabel as nib
 
     from .._io import atomic_path
     from ..figures import save_strip
 
     files: dict[str, Any] = {}
-    pixel = float(_acquisition_attr(source, "pixel_size") or 1.0)
-    affine = np.diag([pixel, pixel, 1.0, 1.0])
+    from ..outputs import SliceGeometry, write_nifti_outputs, write_recon_metadata
+
+    n = next(iter(arrays.values())).shape[-1]
+    ds_path = getattr(source, "path", None)  # an MSLDataset (HDF5 input) has a path
+    px_attr = _acquisition_attr(source, "pixel_size")
+    pixel = float(px_attr) if px_attr is not None else None
     with atomic_path(out / "recon.h5") as tmp, h5py.File(tmp, "w") as f:
         for k, v in arrays.items():
             f.create_dataset(k, data=v, compression="gzip", compression_opts=4)
-        f["slice_index"] = np.asarray(sel, dtype=np.int64)
+        f["slice_index"] = np.asarray(sel, dtype=np.int64)  # row in the input (kept)
         f.attrs["modalities_in"] = json.dumps(list(mods))
         f.attrs["model_modalities"] = json.dumps(list(model.modalities))
         f.attrs["iteration"] = model.iteration
+        meta: dict[str, Any] = {}
+        if ds_path is not None:
+            with h5py.File(ds_path, "r") as src:
+                meta["subject_ids"] = [
+                    v.decode() if isinstance(v, bytes) else str(v)
+                    for v in src["meta/subject_id"][list(sel)]
+                ]
+                if "meta/slice_index" in src:
+                    meta["slice_indices"] = src["meta/slice_index"][list(sel)].tolist()
+        geom = SliceGeometry(pixel_size_mm=pixel or 1.0, size=n)
+        if ds_path is not None and len(set(meta["subject_ids"])) == 1:
+            from ..outputs import slice_geometry_from_dataset
+
+            geom = slice_geometry_from_dataset(ds_path, list(sel))
+        write_recon_metadata(
+            f,
+            geometry=geom,
+            n_slices=len(sel),
+            keys=list(arrays),
+            modalities=model.modalities,
+            source_file=ds_path,
+            checkpoint=checkpoint,
+            rows=list(sel),
+            **meta,
+        )
     files["hdf5"] = out / "recon.h5"
-    nii_dir = out / "nifti"
-    nii_dir.mkdir(exist_ok=True)
-    files["nifti"] = []
-    for k, v in arrays.items():
-        path = nii_dir / f"{k}.nii.gz"
-        with atomic_path(path) as tmp:
-            # NIfTI axes (x=col, y=row, z=slice)
-            nib.save(
-                nib.Nifti1Image(np.ascontiguousarray(v.transpose(2, 1, 0)), affine),
-                str(tmp) + ".nii.gz",
-            )
-            Path(str(tmp) + ".nii.gz").replace(tmp)
-        files["nifti"].append(path)
+    files["nifti"] = write_nifti_outputs(
+        out / "nifti",
+        arrays,
+        modalities=model.modalities,
+        rows=list(sel),
+        size=n,
+        dataset_path=ds_path,
+        pixel_size=pixel,
+    )
     if png:
         files["png"] = []
         for j, s in enumerate(sel):
@@ -393,32 +420,61 @@ def _write_outputs(
 
 def _strip_rows(
     arrays: dict[str, np.ndarray], j: int, model: Any, mods: Sequence[str]
-) -> tuple[list[list[tuple[str, np.ndarray | None]]], list[int]]:
-    row_in = [(_input_name(m), np.clip(arrays[f"input_{m}"][j], 0, 1)) for m in mods]
-    row_in += [(f"GT {k[3:].upper()}", arrays[k][j]) for k in arrays if k.startswith("gt_")]
-    if "lambda_map" in arrays:
-        row_in.append(("λ map", arrays["lambda_map"][j]))
-    if "lambda_optimized" in arrays:
-        row_in.append(("optimised λ", arrays["lambda_optimized"][j]))
-    row_msl = [(f"MSL λ={k[7:]}", arrays[k][j]) for k in arrays if k.startswith("msl_lam")] + [
-        (f"MSL-{k[4:].upper()}", arrays[k][j]) for k in arrays if _is_modality(k[4:])
+) -> tuple[list[list[tuple[str, np.ndarray | None, str]]], list[int]]:
+    """Panels ``(title, image, kind)`` of one slice (kinds: see :func:`figures.save_strip`)."""
+    from ..figures import lambda_title
+    from ..outputs import intensity_kind
+
+    mm = tuple(model.modalities)
+
+    def kind(key: str) -> str:
+        k = intensity_kind(key, mm)
+        if k == "lambda":
+            return k
+        return f"mod:{k}" if _is_modality(k) else "unit"
+
+    first = mm[0].upper() if mm else "first"
+    second = mm[1].upper() if len(mm) > 1 else "second"
+    row_in = [
+        (_input_name(m), np.clip(arrays[f"input_{m}"][j], 0, 1), kind(f"input_{m}")) for m in mods
     ]
+    row_in += [
+        (f"GT {k[3:].upper()}", arrays[k][j], kind(k)) for k in arrays if k.startswith("gt_")
+    ]
+    for key, name in (("lambda_map", "λ map"), ("lambda_optimized", "optimised λ")):
+        if key in arrays:
+            row_in.append((f"{name} (0 {first}, 1 {second})", arrays[key][j], "lambda"))
+    row_msl = []
+    for k in arrays:
+        if k.startswith("msl_lam"):
+            try:
+                t = f"MSL {lambda_title(float(k[7:]), mm)}"
+            except ValueError:
+                t = f"MSL λ={k[7:]}"
+            row_msl.append((t, arrays[k][j], kind(k)))
+        elif k.startswith("msl_") and _is_modality(k[4:]):
+            row_msl.append((f"MSL-{k[4:].upper()}", arrays[k][j], kind(k)))
     if "msl_map" in arrays:
-        row_msl.append(("MSL λ map", arrays["msl_map"][j]))
+        row_msl.append(("MSL λ map", arrays["msl_map"][j], "unit"))
     if "msl_optimized" in arrays:
-        row_msl.append(("MSL optimised λ", arrays["msl_optimized"][j]))
-    rows: list[list[tuple[str, np.ndarray | None]]] = [row_in, row_msl]
-    diff: list[tuple[str, np.ndarray | None]] = []
-    if len(model.modalities) == 2:
-        a, b = model.modalities
-        for lam, ref in (("0.00", a), ("1.00", b)):
+        row_msl.append(("MSL optimised λ", arrays["msl_optimized"][j], "unit"))
+    rows: list[list[tuple[str, np.ndarray | None, str]]] = [row_in, row_msl]
+    diff: list[tuple[str, np.ndarray | None, str]] = []
+    if len(mm) == 2:
+        for lam, ref in (("0.00", mm[0]), ("1.00", mm[1])):
             key, gkey = f"msl_lam{lam}", f"gt_{ref}"
             if key in arrays and gkey in arrays:
-                diff.append((f"λ={lam} − GT {ref.upper()}", arrays[key][j] - arrays[gkey][j]))
+                diff.append(
+                    (
+                        f"{lambda_title(float(lam), mm)} − GT {ref.upper()}",
+                        arrays[key][j] - arrays[gkey][j],
+                        f"diff:{ref}",
+                    )
+                )
     for m in mods:
         if f"gt_{m}" in arrays:
             d = np.clip(arrays[f"input_{m}"][j], 0, 1) - arrays[f"gt_{m}"][j]
-            diff.append((f"{_input_name(m)} − GT", d))
+            diff.append((f"{_input_name(m)} − GT", d, f"diff:{m}"))
     if diff:
         rows.append(diff)
     return rows, [2] if diff else []

@@ -6,6 +6,7 @@ Heavy modules (torch, operators, h5py, SimpleITK) are imported inside the comman
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import warnings
@@ -103,6 +104,46 @@ def _truncation_checked_later() -> Iterator[None]:
         yield
 
 
+def _apply_pixel_size(
+    g: object, text: str | None, input: Path | None, layout: str, mods: tuple[str, ...], n: int
+) -> object:
+    """The geometry scaled to ``--pixel-size`` (a number in mm, or 'fit' to the input's heads)."""
+    if text is None:
+        return g
+    from ..data.orientation import geometry_with_pixel_size
+
+    if text.strip().lower() == "fit":
+        if input is None:
+            raise UserError("--pixel-size fit needs --input (real data to fit)")
+        from ..data.ingest import discover, fit_dataset_pixel_size
+
+        px = fit_dataset_pixel_size(discover(input, layout, mods), n)
+        typer.echo(f"pixel size fitted to the data: {px:.3f} mm ({n * px:.0f} mm field of view)")
+    else:
+        try:
+            px = float(text)
+        except ValueError:
+            raise UserError(f"--pixel-size must be a number in mm or 'fit', got {text!r}") from None
+    try:
+        return geometry_with_pixel_size(g, px)
+    except ValueError as exc:
+        raise UserError(f"--pixel-size: {exc}") from None
+
+
+def _log_registrations() -> None:
+    """Print each registration's summary line (metric before → after, iterations, stop)."""
+    import logging
+    import sys
+
+    log = logging.getLogger("msl_recon.data.pipeline")
+    if not any(getattr(h, "_msl_cli", False) for h in log.handlers):
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("registration %(message)s"))
+        h._msl_cli = True  # type: ignore[attr-defined]
+        log.addHandler(h)
+    log.setLevel(logging.INFO)
+
+
 def simulate_cmd(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Output folder of train/val/test.h5 (default: data/phantom)."
@@ -115,11 +156,24 @@ def simulate_cmd(
         "ct,t1,t2",
         help="Modalities, comma-separated: ct, t1, t2, pet (mr = t1); see docs/architecture.md.",
     ),
-    preset: str = typer.Option("msl-paper", help="CT geometry preset (msl-recon presets)."),
+    acquisition: str = typer.Option(
+        "clinical",
+        "--acquisition",
+        help="Acquisition preset: clinical (2× simulation grid, routine-dose CT noise, complex "
+        "12-coil MRI with estimated coil maps, realistic tissue) or paper (noise-free, "
+        "real-valued, single-coil, same grid, as the MSL paper). See docs/acquisition.md.",
+    ),
+    preset: str | None = typer.Option(
+        None,
+        help="CT geometry preset (msl-recon presets; default: siemens-definition-as for "
+        "--acquisition clinical, msl-paper for paper).",
+    ),
     geometry: Path | None = typer.Option(
         None, "--geometry", help="CT geometry JSON (CTGeometry.to_dict()); overrides --preset."
     ),
-    views: int | None = typer.Option(None, min=1, help="CT views (default: the preset's, 64)."),
+    views: int | None = typer.Option(
+        64, min=1, help="CT views over the scan arc (default 64, the MSL paper's sparse scan)."
+    ),
     trajectory: str = typer.Option("cartesian", help="MRI sampling: cartesian or radial."),
     acceleration: float = typer.Option(4.0, help="MRI acceleration R (1/R of k-space)."),
     center_fraction: float = typer.Option(0.1, help="Fully sampled centre fraction (Cartesian)."),
@@ -132,14 +186,25 @@ def simulate_cmd(
         None, min=1, help="Radial spokes (default: ceil(π/2·N / acceleration))."
     ),
     golden: bool = typer.Option(False, help="Golden-angle spoke order (radial)."),
+    ct_dose: str | None = typer.Option(
+        None,
+        help="CT dose level: routine (1e5 photons/bin), low (4096, as LoDoPaB-CT) or none "
+        "(noise-free). Default: the acquisition preset's (clinical: routine; paper: none).",
+    ),
     ct_i0: float | None = typer.Option(
-        None, help="CT incident photons per bin (Poisson noise); default noise-free."
+        None, min=1e-9, help="CT incident photons per bin (overrides --ct-dose)."
     ),
-    ct_sigma_e: float = typer.Option(0.0, help="CT electronic noise std in photons."),
+    ct_sigma_e: float | None = typer.Option(
+        None, min=0.0, help="CT electronic noise std in photons (with --ct-i0; default 0)."
+    ),
     mr_snr: float | None = typer.Option(
-        None, help="MRI SNR in dB (complex Gaussian k-space noise); default noise-free."
+        None,
+        help="MRI SNR in dB (paper: rms(image)/σ; clinical: mean head magnitude/σ, preset "
+        "30 ≈ 29.5 dB). Default: the preset's (paper: noise-free).",
     ),
-    coils: int = typer.Option(1, min=1, help="MRI receive coils (>1: SENSE with birdcage maps)."),
+    coils: int | None = typer.Option(
+        None, min=1, help="MRI receive coils (default: the preset's; clinical 12, paper 1)."
+    ),
     acq: list[str] | None = typer.Option(
         None,
         "--acq",
@@ -150,8 +215,19 @@ def simulate_cmd(
     input: Path | None = typer.Option(
         None, "--input", help="Real data: folder (rire/synthrad), CSV file or image (single)."
     ),
-    layout: str = typer.Option("rire", help="Input layout: rire, synthrad, csv or single."),
+    layout: str = typer.Option(
+        "auto", help="Input layout: auto, rire, synthrad, csv or single (docs/data-layouts.md)."
+    ),
     no_register: bool = typer.Option(False, "--no-register", help="Data is pre-registered."),
+    strict: bool = typer.Option(
+        False, "--strict", help="A registration that ends worse than it started is an error."
+    ),
+    pixel_size: str | None = typer.Option(
+        None,
+        "--pixel-size",
+        help="CT pixel size in mm (scales the geometry), or 'fit' to fit every subject's head "
+        "(default: the preset's; real heads wider than N × pixel size are cut with a warning).",
+    ),
     no_head_mask: bool = typer.Option(
         False, "--no-head-mask", help="Keep everything outside the head."
     ),
@@ -191,7 +267,20 @@ def simulate_cmd(
     from ..training.loop import resolve_device
 
     device = str(resolve_device(device))  # InputError on an unknown device or missing CUDA
+    from ..data.acquisition.ct import DOSE_LEVELS
+    from ..data.acquisition.presets import preset as acquisition_preset
+
+    try:
+        acq_preset = acquisition_preset(acquisition)
+    except ValueError as exc:
+        raise UserError(f"--acquisition: {exc}") from None
+    clinical = acq_preset.supersample > 1
+    if preset is None:
+        preset = "siemens-definition-as" if clinical else "msl-paper"
     g, n = _load_geometry(preset, geometry, size, views)
+    g = _apply_pixel_size(g, pixel_size, input, layout, mods, n)
+    if input is not None and not quiet:
+        _log_registrations()
     sampling = {}
     try:
         if trajectory == "cartesian":
@@ -212,14 +301,39 @@ def simulate_cmd(
         for m in mods:
             if modalities_registry.get(m).family == "mri":
                 sampling[m] = base
+        i0, sigma_e = (acq_preset.ct_i0, acq_preset.ct_sigma_e) if acq_preset.ct_dose else (None, 0)
+        if ct_dose is not None:
+            if ct_dose == "none":
+                i0, sigma_e = None, 0.0
+            elif ct_dose in DOSE_LEVELS:
+                i0, sigma_e = DOSE_LEVELS[ct_dose].i0, DOSE_LEVELS[ct_dose].sigma_e
+            else:
+                raise UserError(f"--ct-dose must be routine, low or none, got {ct_dose!r}")
+        if ct_i0 is not None:
+            i0, sigma_e = ct_i0, 0.0
+        if ct_sigma_e is not None:
+            sigma_e = ct_sigma_e
+        fields: dict[str, object] = {}
+        if coils is not None:
+            fields.update(n_coils=coils, coil_model="loop" if coils > 1 else "none")
+            if coils == 1:
+                fields.update(coil_estimation="none", mr_encoder_input="zero-filled")
+        if mr_snr is not None and clinical:
+            fields["mr_snr"] = 10 ** (mr_snr / 20)
+        acq_preset = dataclasses.replace(acq_preset, **fields) if fields else acq_preset
+        snr_db = mr_snr
+        if snr_db is None and acq_preset.mr_snr is not None:
+            snr_db = 20 * math.log10(acq_preset.mr_snr)
         spec = SimulationSpec(
             geometry=g,
             sampling=sampling,
             mask_seed_mode=mask_mode,
-            ct_noise=CTNoise(ct_i0, ct_sigma_e),
-            mr_noise=MRNoise(mr_snr),
-            n_coils=coils,
+            ct_noise=CTNoise(i0, sigma_e),
+            mr_noise=MRNoise(snr_db),
+            n_coils=acq_preset.n_coils,
             options=_parse_options(acq),
+            preset=acq_preset,
+            fov_mm=g.image_size * g.pixel_size if clinical and input is None else None,
         )
     except ValueError as exc:
         raise UserError(str(exc)) from None
@@ -243,6 +357,7 @@ def simulate_cmd(
         overwrite=overwrite,
         progress=not quiet,
         allow_truncation=allow_truncation,
+        strict=strict,
     )
     written = run_simulation(run)
     for s, p in written.items():
@@ -353,8 +468,11 @@ def write_preview(file: Path, out: Path, *, index: int = 0, overwrite: bool = Fa
     for ax, (title, img, cmap) in zip(axes.flat, panels, strict=False):
         kw = {"vmin": 0.0, "vmax": 1.0} if cmap == "gray" and title != "mask" else {}
         aspect = "auto" if title.startswith(("sinogram", "log |k| per")) else "equal"
-        ax.imshow(img, cmap=cmap, aspect=aspect, interpolation="nearest", **kw)
+        im = ax.imshow(img, cmap=cmap, aspect=aspect, interpolation="nearest", **kw)
         ax.set_title(title, fontsize=9)
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+        cb.ax.tick_params(labelsize=6)
+        cb.set_label("[0, 1]" if kw else "data units", fontsize=7)
     subj = ds.subject_ids()[index]
     fig.suptitle(f"{Path(file).name} — slice {index} ({subj})", fontsize=10)
     fig.tight_layout()

@@ -1,7 +1,7 @@
 """Real CT/MRI ingest: readers, dataset layouts, registration, slicing and intensity scaling.
 
-Layouts
--------
+Layouts (:mod:`msl_recon.data.layouts`; ``docs/data-layouts.md`` has a folder tree of each)
+--------------------------------------------------------------------------------------------
 ``rire``      ``<input>/patient_XXX/{ct, mr_T1, mr_T2}/`` each holding one image file (``.mhd``,
               ``.mha``, ``.nii[.gz]``, ``.nrrd``) or a DICOM series.
 ``synthrad``  ``<input>/<case>/{ct, mr, mask}.nii.gz`` (SynthRAD2023 brain; ``mr`` is T1-weighted).
@@ -9,68 +9,51 @@ Layouts
               [, ``subject``]; relative paths are relative to the CSV's folder.
 ``single``    ``<input>`` is one image (a DICOM file, NIfTI, …; 2D or 3D) of one modality, or a
               folder of such files (one subject each), for CT-only or MRI-only simulation.
+``auto``      detected from the input (:func:`msl_recon.data.checks.detect_layout`).
 
-Processing of a paired subject: read (SimpleITK), check 3D and finite, register each MR to the CT
+Processing of a paired subject: read (SimpleITK; truncated files refused, DICOM Modality checked
+against the role), bring the CT to the canonical LPS orientation
+(:mod:`msl_recon.data.orientation`), register each MR to the CT
 (:func:`msl_recon.data.registration.register_affine`, paper settings) or take it as registered
-(``register=False``), resample onto the CT grid, optional head mask (given, or CT > −500 HU,
-largest component, filled), CT window ``intensity.hu_to_unit`` and MR ``intensity.normalize_mr``
-(robust 0.5–99.5 percentile min–max per volume), then axial slices that contain enough head, each
-padded to a square field of view (air) and resized to ``N × N`` (anti-aliased).
+(``register=False``), resample onto the canonical CT grid, optional head mask (given, or
+CT > −500 HU, largest component, filled), CT window ``intensity.hu_to_unit`` and MR
+``intensity.normalize_mr`` (robust 0.5–99.5 percentile min–max per volume), then axial slices
+that contain enough head, resampled to ``N × N`` pixels of the requested physical pixel size,
+centred on the head (cut with a warning when the head does not fit). The returned provenance
+holds the source geometry, the grid and the registration of every MR.
 """
 
 from __future__ import annotations
 
-import csv
+import logging
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
+from .layouts import IMAGE_SUFFIXES, LAYOUTS, SubjectFiles, _has_suffix, discover
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "LAYOUTS",
     "SubjectFiles",
     "discover",
+    "fit_dataset_pixel_size",
+    "format_registration",
     "load_paired",
     "load_single",
     "read_image",
-    "slice_to_square",
 ]
 
-IMAGE_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
-_RIRE_DIRS = {"ct": "ct", "t1": "mr_T1", "t2": "mr_T2"}
 AIR_HU = -1000.0
-
-
-@dataclass
-class SubjectFiles:
-    """Files of one subject.
-
-    Attributes
-    ----------
-    subject_id : str
-    paths : dict
-        ``{modality: path}`` (file or DICOM folder) for every modality found.
-    mask : Path or None
-        Head/body mask volume on the CT grid, if the layout has one.
-    layout : str
-    """
-
-    subject_id: str
-    paths: dict[str, Path]
-    mask: Path | None = None
-    layout: str = "csv"
-    extra: dict[str, Any] = field(default_factory=dict)
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------- reading
-def _has_suffix(p: Path) -> bool:
-    name = p.name.lower()
-    return any(name.endswith(s) for s in IMAGE_SUFFIXES)
+MODALITY_KEY = "0008|0060"  # DICOM Modality, kept in the SimpleITK image's metadata
 
 
 def read_image(path: str | os.PathLike) -> Any:
@@ -85,9 +68,17 @@ def read_image(path: str | os.PathLike) -> Any:
     Returns
     -------
     SimpleITK.Image
-        Float32 image with its spacing (mm), origin and direction. DICOM CT values are HU.
+        Float32 image with its spacing (mm), origin and direction. DICOM CT values are HU; a
+        DICOM input carries its Modality tag in the metadata key ``0008|0060``.
+
+    Raises
+    ------
+    InputError
+        Missing, unreadable, truncated (fewer voxels than the header announces) or multi-channel.
     """
     import SimpleITK as sitk
+
+    from .checks import check_file_complete
 
     p = Path(path)
     if not p.exists():
@@ -109,15 +100,22 @@ def read_image(path: str | os.PathLike) -> Any:
         if not ids:
             raise InputError(f"{p} contains no readable image or DICOM series")
         names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(p), ids[0])
+        if len(names) == 1:
+            return _read_dicom_file(Path(names[0]))
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(names)
         try:
             img = reader.Execute()
         except RuntimeError as exc:
             raise InputError(f"cannot read the DICOM series in {p}: {_first_line(exc)}") from None
-        return sitk.Cast(img, sitk.sitkFloat32)
+        out = sitk.Cast(img, sitk.sitkFloat32)
+        tag = _dicom_modality(Path(names[0]))
+        if tag:
+            out.SetMetaData(MODALITY_KEY, tag)
+        return out
     if p.name.lower().endswith(".dcm"):
         return _read_dicom_file(p)
+    check_file_complete(p)
     try:
         img = sitk.ReadImage(str(p))
     except RuntimeError as exc:
@@ -134,8 +132,21 @@ def _first_line(exc: BaseException) -> str:
     return (lines[-1] if lines else type(exc).__name__)[:200]
 
 
+def _dicom_modality(p: Path) -> str | None:
+    import pydicom
+
+    try:
+        return str(pydicom.dcmread(str(p), stop_before_pixels=True).get("Modality", "")) or None
+    except Exception:  # an unreadable header: the pixel reader reports it
+        return None
+
+
 def _read_dicom_file(p: Path) -> Any:
-    """One DICOM file via pydicom (decodes JPEG 2000 with pillow), rescaled (HU for CT)."""
+    """One DICOM file via pydicom (decodes JPEG 2000 with pillow), rescaled (HU for CT).
+
+    The slice keeps its physical geometry: pixel spacing, ImagePositionPatient as origin and
+    ImageOrientationPatient as direction (a 3D image of one slice, LPS patient coordinates).
+    """
     import pydicom
     import SimpleITK as sitk
 
@@ -144,19 +155,35 @@ def _read_dicom_file(p: Path) -> Any:
         arr = ds.pixel_array.astype(np.float32)
     except Exception as exc:  # pydicom raises many types for bad files
         raise InputError(f"cannot read DICOM {p}: {_first_line(exc)}") from None
+    if getattr(ds, "SamplesPerPixel", 1) != 1:
+        raise InputError(f"{p} is a colour image; expected a scalar CT/MR image")
     slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
     inter = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
     arr = arr * slope + inter
-    if arr.ndim == 3 and getattr(ds, "SamplesPerPixel", 1) != 1:
-        raise InputError(f"{p} is a colour image; expected a scalar CT/MR image")
-    img = sitk.GetImageFromArray(arr)
-    ps = [float(v) for v in getattr(ds, "PixelSpacing", [1.0, 1.0])]
-    if arr.ndim == 2:
-        img.SetSpacing((ps[1], ps[0]))
+    if arr.ndim == 3:  # multi-frame
+        img = sitk.GetImageFromArray(arr)
     else:
-        dz = float(getattr(ds, "SliceThickness", 1.0) or 1.0)
-        img.SetSpacing((ps[1], ps[0], dz))
+        img = sitk.GetImageFromArray(arr[None])
+    ps = [float(v) for v in getattr(ds, "PixelSpacing", [1.0, 1.0])]
+    dz = float(
+        getattr(ds, "SpacingBetweenSlices", None) or getattr(ds, "SliceThickness", 1.0) or 1.0
+    )
+    img.SetSpacing((ps[1], ps[0], dz))
+    iop = getattr(ds, "ImageOrientationPatient", None)
+    if iop is not None and len(iop) == 6:
+        r, c = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+        n = np.cross(r, c)
+        img.SetDirection(np.stack([r, c, n], axis=1).ravel().tolist())
+    ipp = getattr(ds, "ImagePositionPatient", None)
+    if ipp is not None and len(ipp) == 3:
+        img.SetOrigin([float(v) for v in ipp])
+    if getattr(ds, "Modality", None):
+        img.SetMetaData(MODALITY_KEY, str(ds.Modality))
     return img
+
+
+def _modality_tag(img: Any) -> str | None:
+    return img.GetMetaData(MODALITY_KEY) if img.HasMetaDataKey(MODALITY_KEY) else None
 
 
 def _array(img: Any, what: str) -> np.ndarray:
@@ -170,181 +197,16 @@ def _array(img: Any, what: str) -> np.ndarray:
 
 
 def _require_3d(img: Any, what: str) -> None:
+    if img.GetDimension() == 3 and img.GetSize()[2] == 1:
+        raise InputError(
+            f"{what} is a single slice {img.GetSize()[:2]}; paired CT/MR ingest needs volumes "
+            "(a DICOM series of ≥ 2 slices, or a 3D file); use --layout single for one slice"
+        )
     if img.GetDimension() != 3 or min(img.GetSize()) < 2:
         raise InputError(
             f"{what} is {img.GetDimension()}D with size {img.GetSize()}; paired CT/MR ingest "
             "needs 3D volumes (use --layout single for one slice)"
         )
-
-
-# ---------------------------------------------------------------------- layouts
-def _find_image(folder: Path, stem: str) -> Path | None:
-    for suffix in (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd"):
-        cand = folder / f"{stem}{suffix}"
-        if cand.is_file():
-            return cand
-    return None
-
-
-def discover(
-    input_path: str | os.PathLike, layout: str, modalities: Sequence[str] = ("ct", "t1", "t2")
-) -> list[SubjectFiles]:
-    """Find the subjects of a dataset folder (or CSV / single file).
-
-    Parameters
-    ----------
-    input_path : path-like
-    layout : {'rire', 'synthrad', 'csv', 'single'}
-    modalities : sequence of str
-        Modalities wanted; a paired subject lacking one of them is an error (a CT without its MR).
-
-    Raises
-    ------
-    InputError
-        Missing input, empty dataset, a subject missing a requested modality.
-    """
-    p = Path(input_path)
-    if not p.exists():
-        raise InputError(f"input {p} does not exist")
-    want = list(dict.fromkeys(modalities))
-    if layout == "rire":
-        out = _discover_rire(p, want)
-    elif layout == "synthrad":
-        out = _discover_synthrad(p, want)
-    elif layout == "csv":
-        out = _discover_csv(p, want)
-    elif layout == "single":
-        if len(want) != 1:
-            raise InputError("--layout single takes exactly one modality (e.g. --modalities ct)")
-        files = [p] if p.is_file() else sorted(f for f in p.iterdir() if _has_suffix(f))
-        if not files:
-            raise InputError(f"{p} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-        out = [SubjectFiles(f.name.split(".")[0], {want[0]: f}, layout="single") for f in files]
-    else:
-        raise InputError(f"unknown layout {layout!r}; choose rire, synthrad, csv or single")
-    if not out:
-        raise InputError(f"no subjects found in {p} for layout {layout}")
-    ids = [s.subject_id for s in out]
-    if len(set(ids)) != len(ids):
-        raise InputError(f"duplicate subject ids in {p}")
-    return out
-
-
-def _discover_rire(root: Path, want: list[str]) -> list[SubjectFiles]:
-    if not root.is_dir():
-        raise InputError(f"RIRE input {root} must be a folder of patient_XXX folders")
-    out = []
-    for d in sorted(root.iterdir()):
-        if not (d.is_dir() and d.name.startswith("patient")):
-            continue
-        paths: dict[str, Path] = {}
-        for m in want:
-            sub = d / _RIRE_DIRS.get(m, m)
-            if sub.is_dir():
-                paths[m] = sub
-        missing = [m for m in want if m not in paths]
-        if missing:
-            have = ", ".join(sorted(paths)) or "nothing"
-            raise InputError(
-                f"{d.name}: missing {', '.join(_RIRE_DIRS.get(m, m) for m in missing)}"
-                f" (found {have}); a CT needs its MR (or choose --modalities)"
-            )
-        out.append(SubjectFiles(d.name, paths, layout="rire"))
-    return out
-
-
-def _discover_synthrad(root: Path, want: list[str]) -> list[SubjectFiles]:
-    if not root.is_dir():
-        raise InputError(f"SynthRAD2023 input {root} must be a folder of case folders")
-    if "t2" in want:
-        raise InputError("SynthRAD2023 has no T2 images; use --modalities ct,t1")
-    out = []
-    for d in sorted(root.iterdir()):
-        if not d.is_dir():
-            continue
-        ct, mr = _find_image(d, "ct"), _find_image(d, "mr")
-        if ct is None and mr is None:
-            continue
-        paths = {}
-        if "ct" in want:
-            if ct is None:
-                raise InputError(f"{d.name}: mr found but ct.nii.gz is missing")
-            paths["ct"] = ct
-        if "t1" in want:
-            if mr is None:
-                raise InputError(f"{d.name}: ct found but its MR (mr.nii.gz) is missing")
-            paths["t1"] = mr
-        out.append(SubjectFiles(d.name, paths, mask=_find_image(d, "mask"), layout="synthrad"))
-    return out
-
-
-def _discover_csv(path: Path, want: list[str]) -> list[SubjectFiles]:
-    if not path.is_file():
-        raise InputError(f"CSV input {path} must be a file")
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        raise InputError(f"{path} has no rows")
-    cols = {c.strip().lower() for c in (rows[0].keys() if rows else [])}
-    missing_cols = [m for m in want if m not in cols]
-    if missing_cols:
-        raise InputError(f"{path} lacks column(s) {', '.join(missing_cols)} (has {sorted(cols)})")
-    out = []
-    for i, row in enumerate(rows):
-        row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-        paths = {}
-        for m in want:
-            if not row.get(m):
-                raise InputError(f"{path} row {i + 2}: empty {m} path (a CT needs its MR)")
-            q = Path(row[m])
-            paths[m] = q if q.is_absolute() else path.parent / q
-        mask = row.get("mask") or None
-        mpath = None
-        if mask:
-            mpath = Path(mask) if Path(mask).is_absolute() else path.parent / mask
-        sid = row.get("subject") or f"{path.stem}-{i:04d}"
-        out.append(SubjectFiles(sid, paths, mask=mpath, layout="csv"))
-    return out
-
-
-# ---------------------------------------------------------------------- geometry of slices
-def slice_to_square(
-    slices: np.ndarray, spacing_yx: tuple[float, float], size: int, fill: float
-) -> np.ndarray:
-    """Pad axial slices to a square physical field of view, then resize to ``size × size``.
-
-    Parameters
-    ----------
-    slices : ndarray, ``(Z, H, W)``
-    spacing_yx : (float, float)
-        Pixel spacing in mm along rows and columns.
-    size : int
-        Output side N.
-    fill : float
-        Value of the padding (air).
-
-    Returns
-    -------
-    ndarray, ``(Z, size, size)`` float32
-    """
-    from skimage.transform import resize
-
-    z, h, w = slices.shape
-    sy, sx = spacing_yx
-    ext = max(h * sy, w * sx)
-    th, tw = round(ext / sy), round(ext / sx)
-    py, px = max(th - h, 0), max(tw - w, 0)
-    padded = np.pad(
-        slices,
-        ((0, 0), (py // 2, py - py // 2), (px // 2, px - px // 2)),
-        constant_values=fill,
-    )
-    if padded.shape[1:] == (size, size):
-        return padded.astype(np.float32)
-    out = resize(
-        padded, (z, size, size), order=1, mode="edge", anti_aliasing=True, preserve_range=True
-    )
-    return out.astype(np.float32)
 
 
 def _head_mask(ct_hu: np.ndarray) -> np.ndarray:
@@ -370,16 +232,80 @@ def _pick_slices(cover: np.ndarray, n_slices: int | None, min_cover: float = 0.0
 
 
 # ---------------------------------------------------------------------- loading
+def _source_info(img: Any, path: Path, role: str, what: str) -> dict[str, Any]:
+    from .checks import check_modality_tag
+    from .orientation import geometry_info
+
+    info = {"path": str(path), **geometry_info(img)}
+    info["dicom_modality"] = check_modality_tag(_modality_tag(img), role, what)
+    return info
+
+
+def _resolve_pixel_size(pixel_size: float | str | None, img: Any, mask: np.ndarray, size: int):
+    from .orientation import fit_pixel_size
+
+    if pixel_size is None or pixel_size == "fit":
+        return fit_pixel_size(img, mask, size), "fit"
+    px = float(pixel_size)
+    if px <= 0:
+        raise InputError(f"pixel size must be > 0 mm, got {pixel_size}")
+    return px, "given"
+
+
+def _select(img: Any, idx: np.ndarray) -> Any:
+    """The axial slices ``idx`` of a canonical volume (in-plane geometry kept)."""
+    import SimpleITK as sitk
+
+    sub = sitk.JoinSeries([img[:, :, int(z)] for z in idx])
+    sub.SetSpacing((*img.GetSpacing()[:2], float(img.GetSpacing()[2])))
+    sub.SetOrigin((*img.GetOrigin()[:2], float(img.GetOrigin()[2])))
+    return sub
+
+
+def _slices(
+    vols: dict[str, Any],
+    fills: dict[str, float],
+    mask_img: Any,
+    mask: np.ndarray,
+    idx: np.ndarray,
+    *,
+    pixel_size: float,
+    size: int,
+    what: str,
+) -> tuple[dict[str, np.ndarray], np.ndarray, Any]:
+    """Resample the slices ``idx`` of every canonical volume onto one physical grid."""
+    from .orientation import physical_slices
+
+    grid = None
+    out: dict[str, np.ndarray] = {}
+    for m, img in vols.items():
+        out[m], grid = physical_slices(
+            _select(img, idx),
+            mask,
+            pixel_size=pixel_size,
+            size=size,
+            fill=fills[m],
+            what=what,
+            grid=grid,
+        )
+    mk, _ = physical_slices(
+        _select(mask_img, idx), mask, pixel_size=pixel_size, size=size, fill=0.0, grid=grid
+    )
+    return out, mk > 0.5, grid
+
+
 def load_paired(
     subject: SubjectFiles,
     *,
     size: int,
+    pixel_size: float | str | None = None,
     n_slices: int | None = None,
     register: bool = True,
     head_mask: bool = True,
     seed: int = 0,
+    strict: bool = False,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
-    """Load, register and slice one paired subject.
+    """Load, orient, register and slice one paired subject at a physical pixel size.
 
     Parameters
     ----------
@@ -387,6 +313,10 @@ def load_paired(
         Must contain ``ct``; MR modalities are registered to it.
     size : int
         Output image side N.
+    pixel_size : float or 'fit', optional
+        Output pixel size in mm (pass the CT geometry's ``pixel_size``); ``'fit'`` or None
+        derives it from the head's extent (5 % margin). The head keeps its physical size; what
+        falls outside ``N × pixel_size`` is cut with a warning.
     n_slices : int, optional
         Axial slices to keep, evenly spread over the slices with ≥ 5 % head (all when None).
     register : bool
@@ -396,101 +326,216 @@ def load_paired(
         Zero everything outside the head (given mask, or CT > −500 HU filled).
     seed : int
         Seed of the registration's random metric sampling.
+    strict : bool
+        A registration that ends with a worse metric than it started raises instead of warning.
 
     Returns
     -------
     images : dict
-        ``{m: (Z, N, N) float32 in [0, 1]}``.
+        ``{m: (Z, N, N) float32 in [0, 1]}``, axial slices in the canonical LPS orientation
+        (anterior at the top, patient right on the left).
     slice_indices : ndarray, ``(Z,)`` int64
-        Axial indices into the CT volume.
-    info : dict
-        Registration details (final metric and transform parameters per MR modality).
+        Axial indices into the canonical (LPS) CT volume, inferior → superior.
+    provenance : dict
+        ``canonical_orientation``, ``pixel_size_mm`` (and whether given or fitted), ``grid``
+        (origin of pixel [0, 0] in LPS mm, cut), ``slice_positions_mm`` (S coordinate of every
+        slice), ``slice_spacing_mm``, ``sources`` (per modality: path, size, spacing, origin,
+        direction, orientation code, obliquity, DICOM Modality), ``register`` and
+        ``registration`` (per MR: :meth:`RegistrationResult.to_dict`).
     """
     from .intensity import hu_to_unit, normalize_mr
+    from .orientation import CANONICAL, to_canonical
     from .registration import register_affine, resample_like
 
+    sid = subject.subject_id
     if "ct" not in subject.paths:
-        raise InputError(f"{subject.subject_id}: paired ingest needs a CT")
-    ct_img = read_image(subject.paths["ct"])
-    _require_3d(ct_img, f"{subject.subject_id} CT ({subject.paths['ct']})")
-    ct = _array(ct_img, f"{subject.subject_id} CT")
-    vols: dict[str, np.ndarray] = {}
-    info: dict[str, Any] = {}
+        raise InputError(f"{sid}: paired ingest needs a CT")
+    ct_raw = read_image(subject.paths["ct"])
+    _require_3d(ct_raw, f"{sid} CT ({subject.paths['ct']})")
+    _array(ct_raw, f"{sid} CT")
+    sources = {"ct": _source_info(ct_raw, subject.paths["ct"], "ct", f"{sid} CT")}
+    ct_img, orient = to_canonical(ct_raw, default=AIR_HU)
+    sources["ct"].update(obliquity_deg=orient["obliquity_deg"], resampled=orient["resampled"])
+    vols: dict[str, Any] = {"ct": ct_img}
+    reg_info: dict[str, Any] = {}
     for m, path in subject.paths.items():
         if m == "ct":
             continue
         mr_img = read_image(path)
-        _require_3d(mr_img, f"{subject.subject_id} {m} ({path})")
-        _array(mr_img, f"{subject.subject_id} {m}")
+        _require_3d(mr_img, f"{sid} {m} ({path})")
+        _array(mr_img, f"{sid} {m}")
+        sources[m] = _source_info(mr_img, path, m, f"{sid} {m}")
+        tx = None
         if register:
             res = register_affine(ct_img, mr_img, seed=seed)
             tx = res.transform
-            info[m] = {
-                "metric": res.metric,
-                "iterations": res.iterations,
-                "parameters": list(tx.GetParameters()),
-            }
-        else:
-            tx = None
-        mr = _array(resample_like(mr_img, ct_img, tx, default=0.0), f"{subject.subject_id} {m}")
-        if float(np.abs(mr).max()) == 0.0:
+            reg_info[m] = res.to_dict()
+            log.debug(format_registration(sid, m, reg_info[m]))
+            if res.worsened:
+                msg = (
+                    f"{sid}: registration of {m} to the CT ended worse than it started (MI "
+                    f"{res.initial_metric:.4f} → {res.metric:.4f}, {res.stop_condition})"
+                )
+                if strict:
+                    raise InputError(msg)
+                warnings.warn(msg, stacklevel=2)
+        mr = resample_like(mr_img, ct_img, tx, default=0.0)
+        arr = _array(mr, f"{sid} {m}")
+        if float(np.abs(arr).max()) == 0.0:
             raise InputError(
-                f"{subject.subject_id}: {m} does not overlap the CT in physical space "
+                f"{sid}: {m} does not overlap the CT in physical space "
                 "(mismatched geometry; check origins/directions or drop --no-register)"
             )
-        vols[m] = mr
+        vols[m] = _from_array(np.asarray(normalize_mr(arr), dtype=np.float32), ct_img)
+    ct = _array(ct_img, f"{sid} CT")
     if subject.mask is not None:
         mimg = read_image(subject.mask)
-        if mimg.GetSize() != ct_img.GetSize():
+        if mimg.GetSize() != ct_raw.GetSize():
             raise InputError(
-                f"{subject.subject_id}: mask size {mimg.GetSize()} differs from the "
-                f"CT size {ct_img.GetSize()} (mismatched geometry)"
+                f"{sid}: mask size {mimg.GetSize()} differs from the "
+                f"CT size {ct_raw.GetSize()} (mismatched geometry)"
             )
-        mask = _array(mimg, f"{subject.subject_id} mask") > 0.5
+        mimg.CopyInformation(ct_raw)
+        mask = _array(resample_like(mimg, ct_img, interpolator="nearest"), f"{sid} mask") > 0.5
     else:
         mask = _head_mask(ct)
-    images: dict[str, np.ndarray] = {}
-    ct_u = np.asarray(hu_to_unit(ct), dtype=np.float32)
-    if "ct" in subject.paths:
-        images["ct"] = ct_u
-    for m, v in vols.items():
-        images[m] = np.asarray(normalize_mr(v), dtype=np.float32)
-    if head_mask:
-        for m in images:
-            images[m] = images[m] * mask
     cover = mask.reshape(mask.shape[0], -1).mean(1)
     idx = _pick_slices(cover, n_slices)
-    sp = ct_img.GetSpacing()  # (x, y, z)
-    out = {
-        m: np.clip(slice_to_square(v[idx], (sp[1], sp[0]), size, 0.0), 0.0, 1.0)
-        for m, v in images.items()
+    px, px_source = _resolve_pixel_size(pixel_size, ct_img, mask, size)
+    fills = {m: (AIR_HU if m == "ct" else 0.0) for m in vols}
+    raw, mk, grid = _slices(
+        vols,
+        fills,
+        _from_array(mask.astype(np.float32), ct_img),
+        mask,
+        idx,
+        pixel_size=px,
+        size=size,
+        what=sid,
+    )
+    out: dict[str, np.ndarray] = {}
+    for m, v in raw.items():
+        u = np.asarray(hu_to_unit(v), dtype=np.float32) if m == "ct" else v
+        if head_mask:
+            u = u * mk
+        out[m] = np.clip(u, 0.0, 1.0).astype(np.float32)
+    prov = {
+        "canonical_orientation": CANONICAL,
+        "pixel_size_mm": px,
+        "pixel_size_source": px_source,
+        "grid": grid.to_dict(),
+        "slice_positions_mm": [
+            float(ct_img.TransformIndexToPhysicalPoint((0, 0, int(z)))[2]) for z in idx
+        ],
+        "slice_indices": [int(z) for z in idx],
+        "slice_spacing_mm": float(ct_img.GetSpacing()[2]),
+        "sources": sources,
+        "register": bool(register),
+        "registration": reg_info,
     }
-    return out, idx.astype(np.int64), info
+    return out, idx.astype(np.int64), prov
+
+
+def _from_array(arr: np.ndarray, like: Any) -> Any:
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(np.ascontiguousarray(arr, dtype=np.float32))
+    img.CopyInformation(like)
+    return img
+
+
+def format_registration(subject_id: str, modality: str, reg: dict[str, Any]) -> str:
+    """One summary line of a registration (:meth:`RegistrationResult.to_dict`)."""
+    flag = "  WORSE" if reg.get("worsened") else ""
+    return (
+        f"{subject_id} {modality}: MI {reg['metric_initial']:.4f} → {reg['metric_final']:.4f} "
+        f"({reg['iterations']} it, init {reg['initializer']}; {reg['stop_condition']}){flag}"
+    )
 
 
 def load_single(
-    path: str | os.PathLike, modality: str, *, size: int, n_slices: int | None = None
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    path: str | os.PathLike,
+    modality: str,
+    *,
+    size: int,
+    pixel_size: float | str | None = None,
+    n_slices: int | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
     """Load one real image (2D slice or 3D volume) of one modality for single-modality simulation.
 
-    CT values are taken as HU and windowed by ``intensity.hu_to_unit``; MR images are scaled by
-    ``intensity.normalize_mr``. Returns ``({modality: (Z, N, N)}, slice_indices)``.
+    The image is brought to the canonical LPS orientation and resampled to ``pixel_size`` mm
+    (``'fit'``/None: derived from the anatomy) as in :func:`load_paired`. CT values are taken as
+    HU and windowed by ``intensity.hu_to_unit``; MR images are scaled by
+    ``intensity.normalize_mr``. Returns ``({modality: (Z, N, N)}, slice_indices, provenance)``
+    (provenance as for :func:`load_paired`, without registration; ``register`` is None).
     """
     from .intensity import hu_to_unit, normalize_mr
+    from .orientation import CANONICAL, to_canonical
 
-    img = read_image(path)
-    arr = _array(img, str(path))
-    sp = img.GetSpacing()
-    if arr.ndim == 2:
-        arr = arr[None]
-    elif arr.ndim != 3:
-        raise InputError(f"{path} is {arr.ndim}D; expected a 2D slice or a 3D volume")
+    p = Path(path)
+    raw = read_image(p)
+    _array(raw, str(p))
+    sources = {modality: _source_info(raw, p, modality, str(p))}
+    fill = AIR_HU if modality == "ct" else 0.0
+    img, orient = to_canonical(raw, default=fill)
+    sources[modality].update(obliquity_deg=orient["obliquity_deg"], resampled=orient["resampled"])
+    arr = _array(img, str(p))
     if modality == "ct":
-        vol = np.asarray(hu_to_unit(arr), dtype=np.float32)
-        cover = (arr > -500).reshape(arr.shape[0], -1).mean(1)
+        mask = arr > -500
+        vol = img
     else:
-        vol = np.asarray(normalize_mr(arr), dtype=np.float32)
-        cover = (vol > 0.05).reshape(arr.shape[0], -1).mean(1)
+        norm = np.asarray(normalize_mr(arr), dtype=np.float32)
+        mask = norm > 0.05
+        vol = _from_array(norm, img)
+    cover = mask.reshape(arr.shape[0], -1).mean(1)
     idx = _pick_slices(cover, n_slices) if arr.shape[0] > 1 else np.array([0])
-    out = np.clip(slice_to_square(vol[idx], (sp[1], sp[0]), size, 0.0), 0.0, 1.0)
-    return {modality: out}, idx.astype(np.int64)
+    px, px_source = _resolve_pixel_size(pixel_size, img, mask, size)
+    sl, _, grid = _slices(
+        {modality: vol},
+        {modality: fill},
+        _from_array(mask.astype(np.float32), img),
+        mask,
+        idx,
+        pixel_size=px,
+        size=size,
+        what=str(p),
+    )
+    v = sl[modality]
+    u = np.asarray(hu_to_unit(v), dtype=np.float32) if modality == "ct" else v
+    prov = {
+        "canonical_orientation": CANONICAL,
+        "pixel_size_mm": px,
+        "pixel_size_source": px_source,
+        "grid": grid.to_dict(),
+        "slice_positions_mm": [
+            float(img.TransformIndexToPhysicalPoint((0, 0, int(z)))[2]) for z in idx
+        ],
+        "slice_indices": [int(z) for z in idx],
+        "slice_spacing_mm": float(img.GetSpacing()[2]),
+        "sources": sources,
+        "register": None,
+        "registration": {},
+    }
+    return {modality: np.clip(u, 0.0, 1.0).astype(np.float32)}, idx.astype(np.int64), prov
+
+
+def fit_dataset_pixel_size(subjects: list[SubjectFiles], size: int) -> float:
+    """Pixel size (mm) that fits the head of every subject in ``size`` pixels (5 % margin).
+
+    Reads the CT of each subject (the only image of a ``single`` subject), brings it to the
+    canonical orientation and takes the largest :func:`orientation.fit_pixel_size`. Used for
+    ``msl-recon simulate --pixel-size fit``.
+    """
+    from .intensity import normalize_mr
+    from .orientation import fit_pixel_size, to_canonical
+
+    best = 0.0
+    for s in subjects:
+        m = "ct" if "ct" in s.paths else next(iter(s.paths))
+        img, _ = to_canonical(read_image(s.paths[m]), default=AIR_HU if m == "ct" else 0.0)
+        arr = _array(img, s.subject_id)
+        mask = arr > -500 if m == "ct" else np.asarray(normalize_mr(arr)) > 0.05
+        best = max(best, fit_pixel_size(img, mask, size))
+    if best <= 0:
+        raise InputError("no subjects to fit the pixel size to")
+    return best

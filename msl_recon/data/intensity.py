@@ -1,4 +1,4 @@
-"""Intensity mappings to the [0, 1] range that the model trains on (DESIGN §3).
+"""Intensity mappings to the [0, 1] range the model trains on (docs/architecture.md, Conventions).
 
 * CT: the official MSL code maps Hounsfield units to a linear attenuation coefficient
   ``μ = HU/1000·0.192 + 0.192`` (μ in 1/cm of water at ~70 keV is 0.192), clips μ to [0, 0.6] and

@@ -7,6 +7,29 @@ random thicknesses around the brain; an optional tumour with edema is placed in 
 label map is sampled on axial slices; CT numbers and spin-echo MR signals are assigned per tissue
 (:mod:`msl_recon.data.tissues`), with CT texture, partial-volume blur and an MR bias field.
 
+What varies per subject (seed)
+------------------------------
+* anatomy source: ``anatomy="mixed"`` draws MNI152 or the procedural brain per seed (a second,
+  independent anatomy family for held-out subjects); ``"mni"`` / ``"procedural"`` fix it;
+* global scale, head shape (per-axis scale), 3D rotation, in-plane shift;
+* elastic deformation (amplitude ``deformation_mm``, correlation ``deformation_corr_mm``: the
+  clinical preset uses a stronger warp than the default);
+* ventricle size; CSF, skull, diploë, fat and scalp thicknesses and their spatial variation;
+  presence and size of each sinus / air cell;
+* lesion: presence (``lesion_probability``), radius, edema extent, lobularity, position, and with
+  ``lesion_kinds`` its kind (``"hyper"``: hyperdense, T1-bright, T2-dark; ``"hypo"``: hypodense,
+  T1-dark, T2-bright; ``"rim"``: rim-enhancing shell around a necrotic core) and contrast;
+* texture: with ``tissue_texture=True`` each tissue group gets its own spatially correlated
+  Gaussian texture whose correlation length (``texture_corr_mm``) and amplitude
+  (``texture_scale`` × the tissue's ``hu_std``) are drawn per subject and tissue; the same fields
+  modulate the MR signals (relative amplitude ``mr_texture``);
+* MR bias field.
+
+Partial volume: with ``supersample = s > 1`` the phantom is rendered on an ``s``× finer grid and
+the returned images are ``s × s`` block averages of it (true partial volume); the fine images
+are kept in :attr:`Subject.fine` for the acquisition simulation without inverse crime
+(:mod:`msl_recon.data.acquisition`).
+
 Example
 -------
 >>> from msl_recon.data.phantom import make_subject
@@ -25,14 +48,16 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from . import _realism as R
 from . import tissues as T
 from ._anatomy import Atlas, get_atlas
 from ._deform import SmoothField, random_rotation
 from .intensity import normalize_mr
 
-__all__ = ["PhantomConfig", "Subject", "make_subject", "spin_echo"]
+__all__ = ["PhantomConfig", "Subject", "gradient_echo", "make_subject", "spin_echo"]
 
 _BONE = (T.CORTICAL_BONE, T.CANCELLOUS_BONE)
+_LESION_KINDS = ("classic", "hyper", "hypo", "rim")
 
 
 @dataclass(frozen=True)
@@ -41,8 +66,11 @@ class PhantomConfig:
 
     Attributes
     ----------
-    anatomy : {"auto", "mni", "procedural"}
-        Brain source: nilearn's bundled MNI152 maps, a procedural brain, or MNI when available.
+    anatomy : {"auto", "mni", "procedural", "mixed"}
+        Brain source: nilearn's bundled MNI152 maps, a procedural brain, MNI when available, or
+        per seed one of the two (``"mixed"``, procedural with probability ``mixed_fraction``).
+    mixed_fraction : float
+        Probability of the procedural anatomy under ``anatomy="mixed"``.
     t1w_tr_ms, t1w_te_ms, t2w_tr_ms, t2w_te_ms : float
         Spin-echo repetition and echo times of the T1- and T2-weighted images.
     bias_strength : float
@@ -93,9 +121,26 @@ class PhantomConfig:
         Relative standard deviation of MR tissue texture.
     mr_percentiles : tuple of float
         Percentiles used by :func:`~msl_recon.data.intensity.normalize_mr`.
+    supersample : int
+        Render on a ``supersample``× finer grid and block-average (1 = render directly).
+    tissue_texture : bool
+        Per-tissue, per-subject correlated texture (replaces the white ``ct_texture`` model).
+    texture_corr_mm : tuple of float
+        Range of the per-tissue texture Gaussian σ, mm (the autocorrelation falls to 1/e at
+        a lag of 2σ).
+    texture_scale : tuple of float
+        Range of the per-tissue, per-subject multiplier of the tissue's ``hu_std``.
+    lesion_kinds : tuple of str
+        Lesion kinds drawn uniformly per subject: ``"classic"`` (table values), ``"hyper"``,
+        ``"hypo"``, ``"rim"``.
+    lesion_contrast : tuple of float
+        Range of the lesion contrast strength (0 = table values, 1 = strongest).
+    lesion_lobularity : float
+        Relative amplitude of the lesion's lobulated shape.
     """
 
     anatomy: str = "auto"
+    mixed_fraction: float = 0.5
     t1w_tr_ms: float = 500.0
     t1w_te_ms: float = 15.0
     t2w_tr_ms: float = 4000.0
@@ -127,10 +172,28 @@ class PhantomConfig:
     ct_texture_mm: float = 0.6
     mr_texture: float = 0.03
     mr_percentiles: tuple[float, float] = (0.5, 99.5)
+    supersample: int = 1
+    tissue_texture: bool = False
+    texture_corr_mm: tuple[float, float] = (1.5, 4.0)
+    texture_scale: tuple[float, float] = (0.7, 1.4)
+    lesion_kinds: tuple[str, ...] = ("classic",)
+    lesion_contrast: tuple[float, float] = (0.3, 1.0)
+    lesion_lobularity: float = 0.18
 
     def __post_init__(self) -> None:
-        if self.anatomy not in {"auto", "mni", "procedural"}:
-            raise ValueError(f"anatomy must be 'auto', 'mni' or 'procedural', got {self.anatomy!r}")
+        if self.anatomy not in {"auto", "mni", "procedural", "mixed"}:
+            raise ValueError(
+                f"anatomy must be 'auto', 'mni', 'procedural' or 'mixed', got {self.anatomy!r}"
+            )
+        if not (isinstance(self.supersample, int) and 1 <= self.supersample <= 4):
+            raise ValueError(f"supersample must be an integer in 1..4, got {self.supersample!r}")
+        bad = set(self.lesion_kinds) - set(_LESION_KINDS)
+        if not self.lesion_kinds or bad:
+            raise ValueError(f"lesion_kinds must be a non-empty subset of {_LESION_KINDS}")
+        if not 0.0 <= self.mixed_fraction <= 1.0:
+            raise ValueError(f"mixed_fraction must be in [0, 1], got {self.mixed_fraction}")
+        if min(self.texture_corr_mm) < 0 or self.texture_corr_mm[1] < self.texture_corr_mm[0]:
+            raise ValueError(f"texture_corr_mm must be (low, high) >= 0: {self.texture_corr_mm}")
         if not 0.0 <= self.lesion_probability <= 1.0:
             raise ValueError(f"lesion_probability must be in [0, 1], got {self.lesion_probability}")
         for name in ("t1w_tr_ms", "t1w_te_ms", "t2w_tr_ms", "t2w_te_ms", "fov_mm", "head_scale"):
@@ -167,6 +230,10 @@ class Subject:
         ``(z, y, x)`` voxel spacing, mm.
     meta : dict
         Seed, anatomy source, scales, head size, thicknesses, ventricle scale, rotation, lesion.
+    fine : dict of str to ndarray
+        With ``supersample = s > 1``: ``"ct_hu"``, ``"t1"``, ``"t2"`` and ``"labels"`` on the
+        ``(Z, sH, sW)`` grid; ``ct_hu`` and ``mr`` are exactly their ``s × s`` block averages
+        (``labels`` the block majority). Empty for ``s = 1``.
     """
 
     subject_id: str
@@ -175,11 +242,30 @@ class Subject:
     mr: dict[str, np.ndarray]
     spacing_mm: tuple[float, float, float]
     meta: dict[str, Any] = field(default_factory=dict)
+    fine: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def spin_echo(pd: np.ndarray, t1: np.ndarray, t2: np.ndarray, tr: float, te: float) -> np.ndarray:
     """Spin-echo signal ``PD·(1 − exp(−TR/T1))·exp(−TE/T2)`` (times in ms, any shapes)."""
     return pd * (1.0 - np.exp(-tr / t1)) * np.exp(-te / t2)
+
+
+def gradient_echo(
+    pd: np.ndarray,
+    t1: np.ndarray,
+    t2s: np.ndarray,
+    tr: float,
+    te: float,
+    flip_deg: float,
+) -> np.ndarray:
+    """Spoiled gradient-echo (FLASH) signal, times in ms, flip angle in degrees (any shapes).
+
+    ``PD · sin α · (1 − E1) / (1 − cos α · E1) · exp(−TE/T2*)`` with ``E1 = exp(−TR/T1)``
+    (steady state of a spoiled gradient echo; Ernst angle ``arccos E1`` maximises it).
+    """
+    a = np.deg2rad(flip_deg)
+    e1 = np.exp(-tr / t1)
+    return pd * np.sin(a) * (1.0 - e1) / (1.0 - np.cos(a) * e1) * np.exp(-te / t2s)
 
 
 def _u(rng: np.random.Generator, lohi: tuple[float, float]) -> float:
@@ -224,7 +310,13 @@ def make_subject(
     if int(seed) != seed or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     size, n_slices, seed = int(size), int(n_slices), int(seed)
-    atlas = get_atlas(cfg.anatomy)
+    out_size, ss = size, cfg.supersample
+    size = out_size * ss
+    anatomy = cfg.anatomy
+    if anatomy == "mixed":
+        pick = np.random.default_rng([seed, 0xA1A5]).random()
+        anatomy = "procedural" if pick < cfg.mixed_fraction else "mni"
+    atlas = get_atlas(anatomy)
     rng = np.random.default_rng([seed, 0x5EAD])
 
     # ---- subject parameters (always drawn in this order) --------------------------------------
@@ -337,18 +429,50 @@ def make_subject(
     lesion_meta: dict[str, Any] = {"present": False}
     if has_lesion:
         lesion_meta = _add_lesion(
-            labels, q, p, to_atlas, atlas, lesion_r, edema_f, lesion_pick, s_iso, lesion_field, fov
+            labels,
+            q,
+            p,
+            to_atlas,
+            atlas,
+            lesion_r,
+            edema_f,
+            lesion_pick,
+            s_iso,
+            lesion_field,
+            fov,
+            cfg.lesion_lobularity,
         )
+    # lesion kind and contrast use their own stream (the draws above stay as they were)
+    les_rng = np.random.default_rng([seed, 0x1E51])
+    kind = cfg.lesion_kinds[int(les_rng.integers(len(cfg.lesion_kinds)))]
+    contrast = _u(les_rng, cfg.lesion_contrast)
+    rim_mm = float(les_rng.uniform(1.5, 3.0))
 
     # ---- images -------------------------------------------------------------------------------
     tex_rng = np.random.default_rng([seed, 0x7E47, size, n_slices])
     sig_px = cfg.pv_sigma_mm / pix
-    ct_noise = _texture(tex_rng, labels.shape, cfg.ct_texture_mm / pix)
-    hu = T.property_lut("hu")[labels] + cfg.ct_texture * T.property_lut("hu_std")[labels] * ct_noise
-    ct_hu = _blur(hu, sig_px).astype(np.float32)
-
+    hu = T.property_lut("hu")[labels]
     pd, t1, t2 = (T.property_lut(f)[labels] for f in ("pd", "t1_ms", "t2_ms"))
-    mr_noise = _texture(tex_rng, labels.shape, cfg.ct_texture_mm / pix)
+    if lesion_meta["present"]:
+        lesion_meta.update(R.lesion_contrast(labels, hu, pd, t1, t2, kind, contrast, rim_mm, pix))
+    if cfg.tissue_texture:
+        ct_noise, tex_meta = R.tissue_texture(
+            np.random.default_rng([seed, 0x7E48]),
+            labels,
+            pix,
+            cfg.texture_corr_mm,
+            cfg.texture_scale,
+        )
+        mr_noise = ct_noise
+        hu = hu + T.property_lut("hu_std")[labels] * ct_noise
+    else:
+        tex_meta = {}
+        ct_noise = R.correlated_noise(tex_rng, labels.shape, cfg.ct_texture_mm / pix)
+        hu = hu + cfg.ct_texture * T.property_lut("hu_std")[labels] * ct_noise
+        mr_noise = R.correlated_noise(tex_rng, labels.shape, cfg.ct_texture_mm / pix)
+    if ss > 1:
+        hu = np.maximum(hu, -1000.0)  # no sub-air values, so block means map linearly to units
+    ct_hu = _blur(hu, sig_px).astype(np.float32)
     bias = _on_grid(bias_fields, zs, ys, xs).numpy()
     mr = {}
     for k, (name, tr, te) in enumerate(
@@ -360,6 +484,13 @@ def make_subject(
         sig = sig * np.exp(field_log)
         mr[name] = np.asarray(normalize_mr(sig.astype(np.float32), *cfg.mr_percentiles))
 
+    fine: dict[str, np.ndarray] = {}
+    if ss > 1:
+        fine = {"ct_hu": ct_hu, **mr, "labels": labels}
+        ct_hu = R.block_mean(ct_hu, ss)
+        mr = {k: R.block_mean(v, ss) for k, v in mr.items()}
+        labels = R.block_majority(labels, ss, len(T.TISSUES))
+        pix = pix * ss
     head = labels > 0
     extent_y = float(np.ptp(np.nonzero(head.any(axis=(0, 2)))[0]) + 1) * pix if head.any() else 0.0
     extent_x = float(np.ptp(np.nonzero(head.any(axis=(0, 1)))[0]) + 1) * pix if head.any() else 0.0
@@ -378,6 +509,8 @@ def make_subject(
         "shift_mm": [float(shift[1]), float(shift[2])],
         "slice_atlas_z_mm": [float(v) for v in z_atlas],
         "lesion": lesion_meta,
+        "texture": tex_meta,
+        "supersample": ss,
         "sinuses": sinus_meta,
         "config": cfg.to_dict(),
     }
@@ -388,6 +521,7 @@ def make_subject(
         mr=mr,
         spacing_mm=(float(dz_atlas * scale[0]), pix, pix),
         meta=meta,
+        fine=fine,
     )
 
 
@@ -432,6 +566,7 @@ def _add_lesion(
     s_iso: float,
     shape_field: SmoothField,
     fov: float,
+    lobularity: float = 0.18,
 ) -> dict[str, Any]:
     """Place a lobulated tumour with surrounding edema inside the brain (modifies ``labels``).
 
@@ -463,7 +598,7 @@ def _add_lesion(
     blk = tuple(block)
     qb, pb, lab = q[blk], p[blk], labels[blk]
     d = ((qb - center_q) ** 2).sum(-1).sqrt().numpy() / r_at
-    lobes = 1.0 + 0.18 * shape_field(pb)[0].numpy()
+    lobes = 1.0 + lobularity * shape_field(pb)[0].numpy()
     rho = d / lobes
     brainish = np.isin(lab, (T.GREY_MATTER, T.WHITE_MATTER, T.CSF))
     tumour = (rho < 1.0) & brainish
@@ -486,15 +621,6 @@ def _add_lesion(
         "edema_radius_mm": float(radius_mm * edema_f),
         "slices": [int(k) for k in np.nonzero((labels == T.LESION).any(axis=(1, 2)))[0]],
     }
-
-
-def _texture(rng: np.random.Generator, shape: tuple[int, ...], sigma_px: float) -> np.ndarray:
-    """In-plane correlated Gaussian noise of unit standard deviation."""
-    n = rng.standard_normal(shape).astype(np.float32)
-    if sigma_px > 0.3:
-        n = ndimage.gaussian_filter(n, sigma=(0.0, sigma_px, sigma_px))
-        n /= max(float(n.std()), 1e-12)
-    return n
 
 
 def _blur(img: np.ndarray, sigma_px: float) -> np.ndarray:

@@ -10,6 +10,7 @@ byte-identical arrays.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -99,10 +100,15 @@ class SubjectTask:
     register: bool = True
     head_mask: bool = True
     phantom_config: Any = None
+    pixel_size: float | str | None = None  # mm of real-data slices (None/'fit': from the data)
+    strict: bool = False
 
 
-def load_task(task: SubjectTask) -> tuple[dict[str, np.ndarray], np.ndarray, str]:
-    """Images ``{m: (Z, N, N)}``, axial indices ``(Z,)`` and a provenance string for a subject."""
+def load_task(
+    task: SubjectTask,
+) -> tuple[dict[str, np.ndarray], np.ndarray, str, dict[str, Any]]:
+    """Images ``{m: (Z, N, N)}``, axial indices ``(Z,)``, a source string and the real-data
+    provenance of a subject (``{}`` for phantoms; see :func:`msl_recon.data.ingest.load_paired`)."""
     if task.kind == "phantom":
         from .. import modalities
         from .phantom import make_subject
@@ -117,27 +123,40 @@ def load_task(task: SubjectTask) -> tuple[dict[str, np.ndarray], np.ndarray, str
             m: np.asarray(modalities.get(m).from_phantom(subj, rng), dtype=np.float32)
             for m in task.modalities
         }
-        z = next(iter(imgs.values())).shape[0]
-        return imgs, np.arange(z, dtype=np.int64), f"phantom:seed={pseed}"
+        if subj.fine:  # supersampled phantom: the 2× grid that the acquisition is simulated on
+            for m in task.modalities:
+                fine = modalities.get(m).from_phantom(subj, rng, fine=True)
+                if fine is not None:
+                    imgs[f"{m}@fine"] = np.asarray(fine, dtype=np.float32)
+        z = imgs[task.modalities[0]].shape[0]
+        return imgs, np.arange(z, dtype=np.int64), f"phantom:seed={pseed}", {}
     if task.kind == "paired":
         from .ingest import load_paired
 
-        imgs, idx, _ = load_paired(
+        imgs, idx, prov = load_paired(
             task.files,
             size=task.size,
             n_slices=task.n_slices,
             register=task.register,
             head_mask=task.head_mask,
             seed=subject_seed(task.seed, task.index, 2),
+            pixel_size=task.pixel_size,
+            strict=task.strict,
         )
         src = ";".join(f"{m}={p}" for m, p in task.files.paths.items())
-        return {m: imgs[m] for m in task.modalities}, idx, src
+        return {m: imgs[m] for m in task.modalities}, idx, src, prov
     if task.kind == "single":
         from .ingest import load_single
 
         (m,) = task.modalities
-        imgs, idx = load_single(task.files.paths[m], m, size=task.size, n_slices=task.n_slices)
-        return imgs, idx, f"{m}={task.files.paths[m]}"
+        imgs, idx, prov = load_single(
+            task.files.paths[m],
+            m,
+            size=task.size,
+            n_slices=task.n_slices,
+            pixel_size=task.pixel_size,
+        )
+        return imgs, idx, f"{m}={task.files.paths[m]}", prov
     raise ValueError(f"unknown subject kind {task.kind!r}")
 
 
@@ -200,6 +219,7 @@ class SimulationRun:
     progress: bool = True
     ct_backend: str = "astra"
     phantom_config: Any = None
+    strict: bool = False
     extra_provenance: dict[str, Any] = field(default_factory=dict)
     allow_truncation: bool = False
 
@@ -211,6 +231,20 @@ def output_paths(run: SimulationRun) -> dict[str, Path]:
         name = f"{s}.h5" if run.shard is None else shard_name(s, *run.shard)
         out[s] = Path(run.out_dir) / name
     return out
+
+
+def _apply_preset(run: SimulationRun, tasks: list[SubjectTask], splits: list[str]) -> None:
+    """Phantom settings of each subject from the acquisition preset: held-out (validation and
+    test) subjects get the preset's held-out anatomy variation; the field of view follows
+    ``spec.fov_mm``."""
+    preset = run.spec.preset
+    for t in tasks:
+        if t.kind != "phantom":
+            continue
+        cfg = preset.phantom_config(run.phantom_config, heldout=splits[t.index] != "train")
+        if run.spec.fov_mm is not None:
+            cfg = dataclasses.replace(cfg, fov_mm=float(run.spec.fov_mm))
+        t.phantom_config = cfg
 
 
 def _with_needs(mods: Sequence[str]) -> tuple[str, ...]:
@@ -241,14 +275,23 @@ def _tasks(run: SimulationRun) -> list[SubjectTask]:
         ]
     from .ingest import discover
 
-    layout = run.layout or "rire"
+    layout = run.layout or "auto"
     subjects = discover(run.input, layout, run.modalities)
+    layout = subjects[0].layout if subjects else layout
     kind = "single" if layout == "single" else "paired"
     if kind == "paired" and "ct" not in run.modalities:
         raise InputError("paired layouts need ct among --modalities (the CT is the fixed image)")
     return [
         SubjectTask(
-            i, s.subject_id, kind, files=s, register=run.register, head_mask=run.head_mask, **common
+            i,
+            s.subject_id,
+            kind,
+            files=s,
+            register=run.register and kind == "paired",
+            head_mask=run.head_mask,
+            pixel_size=run.spec.geometry.pixel_size if "ct" in run.modalities else None,
+            strict=run.strict,
+            **common,
         )
         for i, s in enumerate(subjects)
     ]
@@ -291,6 +334,7 @@ def _attrs(run: SimulationRun, split: str, provenance: dict[str, Any]) -> dict[s
         "geometry": None,
         "sampling": {},
         "noise": run.spec.noise_dict(),
+        "preset": run.spec.preset.to_dict(),
         "intensity": {},
         "seed": run.seed,
         "split": split,
@@ -355,16 +399,18 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
             raise InputError(f"{existing[0]} exists; pass --overwrite to replace it")
     tasks = _tasks(run)
     splits = assign_splits(len(tasks), run.fractions, run.seed)
+    _apply_preset(run, tasks, splits)
     if run.shard is not None:
         i, n = run.shard
         tasks = [t for t in tasks if t.index % n == i - 1]
+    layout = tasks[0].files.layout if tasks and tasks[0].files is not None else run.layout
     provenance = {
         "generator": "msl-recon simulate",
-        "source": "phantom" if run.input is None else run.layout,
+        "source": "phantom" if run.input is None else layout,
         "input": None if run.input is None else str(run.input),
         "n_subjects_total": len(splits),
         "subjects_per_split": {s: splits.count(s) for s in SPLITS},
-        "register": run.register if run.input is not None else None,
+        "register": run.register if run.input is not None and layout != "single" else None,
         "head_mask": run.head_mask if run.input is not None else None,
         **run.extra_provenance,
     }
@@ -390,7 +436,8 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
             dynamic_ncols=True,
         )
         stack.callback(bar.close)
-        for task, (imgs, idx, source) in _loaded(tasks, run.workers):
+        for task, (imgs, idx, source, prov) in _loaded(tasks, run.workers):
+            _log_registration(task.subject_id, prov)
             w = writers[splits[task.index]]
             gen = torch.Generator().manual_seed(subject_seed(run.seed, task.index, 3))
             for b0 in range(0, len(idx), run.batch_size):
@@ -407,6 +454,8 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
                 batch["meta/subject_index"] = np.full(nb, task.index, dtype=np.int64)
                 batch["meta/slice_index"] = idx[sl].astype(np.int64)
                 batch["meta/source"] = np.array([source] * nb, dtype=object)
+                if prov:  # real data: physical slice positions, subject provenance once
+                    batch.update(_real_meta(prov, sl, nb, first=b0 == 0))
                 if w.n == 0:
                     for name, arr in sim.static().items():
                         w.write_static(name, arr)
@@ -416,6 +465,30 @@ def run_simulation(run: SimulationRun) -> dict[str, Path]:
         for wr in writers.values():
             wr.close()
     return written
+
+
+def _log_registration(subject_id: str, prov: dict[str, Any]) -> None:
+    """One INFO line per registered MR (logger ``msl_recon.data.pipeline``; the CLI prints it)."""
+    import logging
+
+    from .ingest import format_registration
+
+    for m, r in (prov.get("registration") or {}).items():
+        logging.getLogger(__name__).info(format_registration(subject_id, m, r))
+
+
+def _real_meta(prov: dict[str, Any], sl: slice, nb: int, *, first: bool) -> dict[str, Any]:
+    """``meta/slice_position_mm`` (LPS z of every slice) and ``meta/provenance`` (the subject's
+    provenance JSON on its first slice, empty on the others)."""
+    import json
+
+    text = [""] * nb
+    if first:
+        text[0] = json.dumps(prov, default=float, sort_keys=True)
+    return {
+        "meta/slice_position_mm": np.asarray(prov["slice_positions_mm"], np.float64)[sl],
+        "meta/provenance": np.array(text, dtype=object),
+    }
 
 
 def default_output_dir() -> Path:

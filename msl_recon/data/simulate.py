@@ -2,10 +2,11 @@
 
 Physical scaling of the CT noise
 --------------------------------
-CT images are stored in [0, 1] by the MSL mapping (DESIGN §3): ``u = μ / 0.6`` with μ in cm⁻¹
-(water 0.192 cm⁻¹). So one unit of image intensity is ``0.06`` mm⁻¹ (:data:`MU_PER_UNIT`), and a
-stored sinogram value ``p = (A u)`` (mm × unit) is the dimensionless line integral
-``∫μ dl = MU_PER_UNIT · p``. With ``I0`` incident photons per detector bin the detected counts are
+CT images are stored in [0, 1] by the MSL mapping (docs/architecture.md, Conventions): ``u = μ /
+0.6`` with μ in cm⁻¹ (water 0.192 cm⁻¹). So one unit of image intensity is ``0.06`` mm⁻¹
+(:data:`MU_PER_UNIT`), and a stored sinogram value ``p = (A u)`` (mm × unit) is the dimensionless
+line integral ``∫μ dl = MU_PER_UNIT · p``. With ``I0`` incident photons per detector bin the
+detected counts are
 
     I = Poisson(I0 · exp(−MU_PER_UNIT · p)) + Normal(0, σ_e²),
 
@@ -99,6 +100,12 @@ class SimulationSpec:
     options : mapping
         Settings of other plug-ins, by modality name (e.g. ``{"pet": {"counts": 3e6}}``); each
         plug-in reads its own entry (:mod:`msl_recon.modalities`).
+    preset : msl_recon.data.acquisition.presets.AcquisitionPreset, optional
+        The acquisition preset (``paper`` when None): phantom realism, the 2× simulation grid,
+        complex multi-coil MRI with estimated coil maps, dose (see ``docs/acquisition.md``).
+    fov_mm : float, optional
+        Physical field of view of the images, mm (the phantom is drawn at this size; None: the
+        phantom's default 220 mm).
     """
 
     geometry: Any
@@ -108,6 +115,8 @@ class SimulationSpec:
     mr_noise: MRNoise = field(default_factory=MRNoise)
     n_coils: int = 1
     options: Mapping[str, Any] = field(default_factory=dict)
+    preset: Any = None
+    fov_mm: float | None = None
 
     def __post_init__(self) -> None:
         if self.mask_seed_mode not in ("fixed", "per-slice"):
@@ -116,6 +125,10 @@ class SimulationSpec:
             )
         if self.n_coils < 1:
             raise ValueError(f"n_coils must be ≥ 1, got {self.n_coils}")
+        if self.preset is None:
+            from .acquisition.presets import PAPER
+
+            object.__setattr__(self, "preset", PAPER)
 
     def noise_dict(self) -> dict[str, Any]:
         """JSON-able description of the noise (for the HDF5 ``noise`` attribute)."""
@@ -128,6 +141,7 @@ class SimulationSpec:
             "mr": {**asdict(self.mr_noise), "model": "complex gaussian on sampled k-space"},
             "n_coils": self.n_coils,
             "options": {k: dict(v) for k, v in self.options.items()},
+            "preset": self.preset.name,
         }
 
 
@@ -277,7 +291,7 @@ class Simulator:
 
         out: dict[str, np.ndarray] = {}
         tensors: dict[str, torch.Tensor] = {}
-        for m, img in (context or {}).items():
+        for m, img in (context or {}).items():  # also "<m>@fine": the 2× grid of a modality
             if m not in images:
                 tensors[m] = torch.from_numpy(np.ascontiguousarray(img, np.float32)).to(self.device)
         for m, img in images.items():

@@ -121,6 +121,8 @@ class Modality(abc.ABC):
     needs: tuple[str, ...] = ()
     #: Name of the analytical input image (the back-transform), e.g. ``"FBP"``.
     input_label: str = "analytical input"
+    #: dtype of physical-unit NIfTI outputs (``"float32"``, or ``"int16"`` for CT in HU).
+    nifti_dtype: str = "float32"
     #: How physical values map to the stored [0, 1] images (stored in the file attributes).
     intensity: str = ""
 
@@ -134,9 +136,15 @@ class Modality(abc.ABC):
         return u
 
     # ------------------------------------------------------------------ ground truth
-    def from_phantom(self, subject: Any, rng: np.random.Generator) -> np.ndarray:
+    def from_phantom(
+        self, subject: Any, rng: np.random.Generator, *, fine: bool = False
+    ) -> np.ndarray | None:
         """Ground truth ``(Z, N, N)`` in [0, 1] of a digital phantom subject
-        (:class:`msl_recon.data.phantom.Subject`); ``rng`` draws any per-subject variation."""
+        (:class:`msl_recon.data.phantom.Subject`); ``rng`` draws any per-subject variation.
+
+        ``fine=True`` asks for the same image on the phantom's supersampled grid
+        (``subject.fine``, ``(Z, sN, sN)``), which the acquisition simulator projects to avoid
+        the inverse crime; a plug-in that simulates on the reconstruction grid returns None."""
         from ..errors import InputError
 
         raise InputError(f"modality {self.name!r} cannot be simulated from the phantom")

@@ -54,6 +54,7 @@ class _MRSimulator(ModalitySimulator):
         self.sim = sim
         self.device = device
         self._maps: torch.Tensor | None = None
+        self._subject_maps: tuple[int, torch.Tensor] | None = None
 
     def coil_maps(self, shape: tuple[int, int]) -> torch.Tensor | None:
         if self.sim.n_coils == 1:
@@ -92,6 +93,10 @@ class _MRSimulator(ModalitySimulator):
         from ..data.simulate import add_complex_noise
 
         m = self.m
+        fine = context.get(f"{m}@fine")
+        preset = self.sim.preset
+        if fine is not None and int(preset.supersample) > 1:
+            return self._simulate_realistic(fine, subject_index, slice_indices, generator)
         samp = self.sim.sampling[m]
         shape = (int(images.shape[-2]), int(images.shape[-1]))
         out: dict[str, np.ndarray] = {}
@@ -112,12 +117,81 @@ class _MRSimulator(ModalitySimulator):
         k = op(images.to(torch.complex64))
         k = add_complex_noise(k, images, self.sim.mr_noise.snr_db, generator, support)
         out[f"mr/{m}/kspace"] = k.to(torch.complex64).cpu().numpy()
+        if maps is not None:  # reconstructions get maps estimated from the data, never the true
+            from ..data.acquisition import coils
+
+            if isinstance(samp, CartesianMask):
+                calib, kw = coils.acs_width(out[f"mr/{m}/mask"][0]), {}
+            else:
+                calib, kw = max(8, shape[-1] // 16), {"trajectory": samp, "image_shape": shape}
+            est = coils.estimate_coil_maps(k.cpu(), max(calib, 2), **kw)
+            out[f"mr/{m}/coil_maps_est"] = est.to(torch.complex64).numpy()
         return out
 
     def static(self) -> dict[str, np.ndarray]:
         if self._maps is None:
             return {}
         return {f"mr/{self.m}/coil_maps": self._maps.cpu().numpy()}
+
+    def _simulate_realistic(
+        self,
+        fine: torch.Tensor,
+        subject_index: int,
+        slice_indices: Sequence[int],
+        generator: torch.Generator,
+    ) -> dict[str, np.ndarray]:
+        """Complex multi-coil k-space from the 2× grid (``docs/acquisition.md``): magnitude ×
+        smooth random phase, per-subject loop-coil sensitivities, correlated complex noise at the
+        preset's SNR; coil maps estimated from the data's own fully sampled centre."""
+        from geometries import CartesianMask
+
+        from ..data.acquisition import coils, mri
+
+        m, p = self.m, self.sim.preset
+        factor = int(p.supersample)
+        samp = self.sim.sampling[m]
+        b, n_f = int(fine.shape[0]), int(fine.shape[-1])
+        n = n_f // factor
+        fine = fine.detach().cpu().float()
+        out: dict[str, np.ndarray] = {}
+        if isinstance(samp, CartesianMask):
+            masks, seeds = self._masks(subject_index, slice_indices)
+            out[f"mr/{m}/mask"] = masks
+            out[f"mr/{m}/mask_seed"] = seeds
+            sampling: Any = masks
+            calib = min(int(p.calib_width), coils.acs_width(masks[0]))
+        else:
+            sampling = samp
+            calib = int(p.calib_width)
+        maps = None
+        if p.n_coils > 1:
+            if self._subject_maps is None or self._subject_maps[0] != subject_index:
+                seed = int(np.random.SeedSequence([subject_index, 0xC011]).generate_state(1)[0])
+                fov = float(self.sim.fov_mm or 220.0)
+                maps_f = coils.loop_coil_maps((n_f, n_f), p.n_coils, fov_mm=fov, seed=seed)
+                self._subject_maps = (subject_index, maps_f)
+            maps = self._subject_maps[1]
+        phase = None
+        if p.mr_complex:
+            phase = mri.random_phase(
+                (n_f, n_f), generator, batch=b, poly_rad=p.phase_poly_rad,
+                n_bumps=p.phase_bumps, bump_rad=p.phase_bump_rad,
+            )  # fmt: skip
+        psi = None
+        if p.n_coils > 1 and p.coil_noise_correlation > 0:
+            psi = mri.coil_noise_covariance(p.n_coils, p.coil_noise_correlation, generator)
+        k = mri.simulate_mri_kspace(
+            fine, sampling, generator=generator, maps_fine=maps, phase_fine=phase,
+            snr=p.mr_snr, covariance=psi, factor=factor,
+        )  # fmt: skip
+        out[f"mr/{m}/kspace"] = k.cpu().numpy()
+        if p.n_coils > 1 and p.coil_estimation != "none":
+            kw: dict[str, Any] = {"method": p.coil_estimation}
+            if not isinstance(samp, CartesianMask):
+                kw.update(trajectory=samp, image_shape=(n, n))
+            est = coils.estimate_coil_maps(k, calib, **kw)
+            out[f"mr/{m}/coil_maps_est"] = est.to(torch.complex64).cpu().numpy()
+        return out
 
 
 class _MRReader(ModalityReader):
@@ -188,8 +262,11 @@ class MRIModality(Modality):
         self.raw_key = f"{name}_kspace"
         self.h5_group = f"mr/{name}"
 
-    def from_phantom(self, subject: Any, rng: np.random.Generator) -> np.ndarray:
-        return np.asarray(subject.mr[self.name], dtype=np.float32)
+    def from_phantom(
+        self, subject: Any, rng: np.random.Generator, *, fine: bool = False
+    ) -> np.ndarray | None:
+        img = subject.fine.get(self.name) if fine else subject.mr[self.name]
+        return None if img is None else np.asarray(img, dtype=np.float32)
 
     # ------------------------------------------------------------------ acquisition
     def validate(self, sim: Any, size: int, **flags: Any) -> None:

@@ -75,9 +75,12 @@ class PETAcquisition:
         return cls(**{**d, "geometry": geo.geometry_from_dict(dict(d["geometry"]))})
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], size: int) -> PETAcquisition:
+    def from_options(
+        cls, options: Mapping[str, Any], size: int, fov_mm: float | None = None
+    ) -> PETAcquisition:
         """From ``SimulationSpec.options["pet"]``: ``counts``, ``fwhm_mm``, ``views``,
-        ``fov_mm``, ``scatter_fraction``, ``randoms_fraction``."""
+        ``fov_mm`` (default: ``fov_mm``, the images' field of view, else 220 mm),
+        ``scatter_fraction``, ``randoms_fraction``."""
         from geometries.pet import biograph_mct
 
         known = {"counts", "fwhm_mm", "views", "fov_mm", "scatter_fraction", "randoms_fraction"}
@@ -88,7 +91,7 @@ class PETAcquisition:
             views = options.get("views")
             g = biograph_mct(
                 int(size),
-                fov_mm=float(options.get("fov_mm", 220.0)),
+                fov_mm=float(options.get("fov_mm", fov_mm or 220.0)),
                 n_views=None if views is None else int(views),
             )
             acq = cls(
@@ -207,15 +210,19 @@ class PETModality(Modality):
 
         return unit_to_pet(u)
 
-    def from_phantom(self, subject: Any, rng: np.random.Generator) -> np.ndarray:
+    def from_phantom(
+        self, subject: Any, rng: np.random.Generator, *, fine: bool = False
+    ) -> np.ndarray | None:
         from ..data.pet import pet_activity
 
+        if fine:  # PET is simulated on the reconstruction grid (its 4.5 mm blur dominates)
+            return None
         return np.asarray(self.to_unit(pet_activity(subject, rng)), dtype=np.float32)
 
     # ------------------------------------------------------------------ acquisition
     def _acq(self, sim: Any, size: int) -> PETAcquisition:
         options = (getattr(sim, "options", None) or {}).get("pet", {})
-        return PETAcquisition.from_options(options, size)
+        return PETAcquisition.from_options(options, size, getattr(sim, "fov_mm", None))
 
     def validate(self, sim: Any, size: int, **flags: Any) -> None:
         self._acq(sim, size)

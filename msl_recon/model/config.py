@@ -4,7 +4,7 @@
 so that a checkpoint alone rebuilds the model. Named configurations ship as TOML files in
 ``msl_recon/configs/`` (``paper`` and ``small``); :func:`load_config` reads TOML or YAML.
 
-Notes on the ``paper`` configuration (paper §2.6, DESIGN §5)
+Notes on the ``paper`` configuration (paper §2.6, docs/architecture.md, The model)
 -------------------------------------------------------------
 The transformer width is 1024 with 8 heads of dimension 64. 8 × 64 = 512 ≠ 1024, so the attention
 cannot split the width into heads as ``nn.MultiheadAttention`` does. We follow the common ViT

@@ -2,7 +2,7 @@
 
 ``L = L_rec + φ_f · L_fusion + φ_a · L_aux + φ_e · L_aux_feat`` (eq. 20). The paper names three
 weights for the four terms; L_rec has weight 1 and the defaults φ_f = 1.0, φ_a = 1.0, φ_e = 0.5
-(DESIGN §5's "1.0, 1.0, 0.5") weight the other three.
+(docs/architecture.md, The model's "1.0, 1.0, 0.5") weight the other three.
 
 - ``L_rec = Σ_m MAE(X_{λ=vertex m}, GT_m)`` (eq. 14; for (CT, MRI): λ=0 vs CT, λ=1 vs MRI).
 - ``L_fusion = Σ_m (1/n) · MSE(X_{λ=centre}, GT_m)`` (eq. 15; centre λ = 0.5 for two modalities).

@@ -83,20 +83,31 @@ def test_budget_fit_stops_on_time_and_keeps_the_validation_best():
 
 def test_presets_build_a_simulation_spec():
     import geometries as geo
+    from benchmarks.acquisition import ood_geometry, ood_preset
 
     mask = geo.CartesianMask(shape=(32, 32), acceleration=4, center_fraction=0.1, seed=0)
     paper = simulation_spec(get_preset("paper"), image_size=32, n_views=16, masks={"t1": mask})
-    assert paper.ct_noise.i0 is None and paper.n_coils == 1
+    assert paper.ct_noise.i0 is None and paper.n_coils == 1 and paper.preset.name == "paper"
     assert paper.geometry.n_views == 16
     shifted = simulation_spec(
-        get_preset("paper"), image_size=32, n_views=16, masks={"t1": mask}, ct_i0_scale=0.25
+        get_preset("paper"),
+        image_size=32,
+        n_views=16,
+        masks={"t1": mask},
+        ct_i0_scale=0.25,
+        geometry=ood_geometry(get_preset("paper")),
     )
-    assert shifted.ct_noise.i0 == pytest.approx(2.5e4)  # a dose shift of noise-free data
+    assert shifted.ct_noise.i0 is not None and shifted.ct_noise.i0 > 0  # a dose shift
+    assert type(shifted.geometry).__name__ != type(paper.geometry).__name__  # another scanner
     clinical = get_preset("clinical")
-    if hasattr(clinical, "ct_i0"):
-        spec = simulation_spec(clinical, image_size=32, n_views=16, masks={"t1": mask})
-        assert spec.ct_noise.i0 == clinical.ct_i0 and spec.n_coils == clinical.n_coils
-    with pytest.raises(ValueError, match="unknown acquisition preset"):
+    spec = simulation_spec(clinical, image_size=32, n_views=16, masks={"t1": mask})
+    assert spec.ct_noise.i0 == clinical.ct_i0 and spec.n_coils == clinical.n_coils
+    low = simulation_spec(clinical, image_size=32, n_views=16, masks={}, ct_i0_scale=0.25)
+    assert low.ct_noise.i0 == pytest.approx(0.25 * clinical.ct_i0)
+    ood = ood_preset(clinical)
+    assert ood.anatomy == "procedural" and ood.lesion_probability == 1.0
+    assert ood.heldout_procedural_fraction == 0.0
+    with pytest.raises(ValueError):
         get_preset("nope")
 
 

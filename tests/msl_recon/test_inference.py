@@ -128,7 +128,8 @@ def test_run_reconstruct_writes_everything(tiny, tmp_path) -> None:
         assert lo.shape == (2, 32, 32) and 0.0 <= lo.min() and lo.max() <= 1.0
     assert {"input_ct", "input_t1", "gt_ct", "gt_t1", "msl_lam0.00", "msl_lam1.00",
             "msl_optimized", "lambda_map"} <= keys  # fmt: skip
-    assert (out / "nifti" / "msl_lam1.00.nii.gz").is_file()
+    # slices 0 and 2 are two phantom subjects: one NIfTI folder each (one affine per head)
+    assert len(list((out / "nifti").glob("*/msl_lam1.00.nii.gz"))) == 2
     assert sorted(p.name for p in (out / "png").iterdir()) == ["slice_0000.png", "slice_0002.png"]
     rows = res["metrics"]
     assert {(r["output"], r["lambda"], r["reference"]) for r in rows} >= {

@@ -1,4 +1,7 @@
-"""Torch metrics equal skimage's (DESIGN §3) within 1e-3, and the soft MI is differentiable."""
+"""Torch metrics equal skimage's within 1e-3 (docs/architecture.md, Conventions).
+
+The soft MI is differentiable.
+"""
 
 from __future__ import annotations
 

@@ -149,7 +149,7 @@ def test_pet_preset_is_a_biograph_mct_plane() -> None:
     # the bins cover the image diagonal, and no more than one extra bin pair
     width = g.det_count * g.det_spacing
     assert 220.0 * math.sqrt(2) <= width < 220.0 * math.sqrt(2) + 2 * g.det_spacing + 1e-9
-    assert g.angular_span == pytest.approx(math.pi)
+    assert g.angles_array[-1] - g.angles_array[0] + g.angles_array[1] == pytest.approx(math.pi)
     assert geo.preset("pet-biograph-mct", image_size=64, n_views=84).sino_shape == (84, 154)
     # any pixel size through the geometry function
     h = biograph_mct(100, pixel_size=2.0)

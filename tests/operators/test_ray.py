@@ -51,7 +51,7 @@ def _short_scan() -> geo.FanBeam2D:
 
 
 def _raw_astra(g: geo.CTGeometry, kind: str, projector: str):
-    """Raw ASTRA projector on the physical-unit geometry of DESIGN §3, built by hand."""
+    """Raw ASTRA projector on the physical-unit geometry (docs/architecture.md), by hand."""
     n, p = g.image_size, g.pixel_size
     vol = astra.create_vol_geom(n, n, -n * p / 2, n * p / 2, -n * p / 2, n * p / 2)
     if kind == "fan":
@@ -123,7 +123,7 @@ def test_short_scan_and_subset_are_not_the_full_scan(rng: np.random.Generator) -
 
 @pytest.mark.parametrize("kind", ["par", "fan"])
 def test_units_central_ray_is_image_width(kind: str) -> None:
-    # DESIGN §3: ones, 0.5 mm pixels -> a central ray of about the image width in mm
+    # architecture Conventions: ones, 0.5 mm pixels -> a central ray of about the image width (mm)
     n, p = 40, 0.5
     if kind == "par":
         g = geo.ParallelBeam2D(
@@ -407,7 +407,7 @@ def test_memory_cache_is_bounded(monkeypatch) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("projector", ["line", "strip"])
 def test_design_geometry_equals_raw_astra(projector: str, rng: np.random.Generator) -> None:
-    # the DESIGN §4 example at full size: 256², 64 views, 384 detectors, batch 4
+    # the architecture doc's example at full size: 256², 64 views, 384 detectors, batch 4
     g = geo.FanBeam2D(
         image_size=256,
         pixel_size=1.0,

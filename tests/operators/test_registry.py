@@ -1,4 +1,6 @@
-"""Checks that every registered operator example passes (DESIGN §4 "adjoint truth").
+"""Checks that every registered operator example passes.
+
+See docs/architecture.md, Operators ("Adjoint truth").
 
 The suite parametrises over :func:`operators.examples`, so an operator registered anywhere in
 ``operators`` is picked up here without touching this file. Also tests the algebra of the
@@ -197,6 +199,40 @@ def test_composition_and_scaling(rng: np.random.Generator, complex_: bool) -> No
     torch.testing.assert_close(N(x := _dense(rng, 1, 7, complex_)[0]), ma.conj().T @ (ma @ x))
     with pytest.raises(ValueError, match="cannot compose"):
         B @ A
+
+
+@pytest.mark.parametrize("complex_", [False, True])
+def test_sum_difference_negation(rng: np.random.Generator, complex_: bool) -> None:
+    ma, mb = _dense(rng, 5, 6, complex_), _dense(rng, 5, 6, complex_)
+    A, B = _Dense(ma, (2, 3), (5,)), _Dense(mb, (2, 3), (5,))
+    x = _dense(rng, 1, 6, complex_)[0]
+    y = _dense(rng, 1, 5, complex_)[0]
+    xs = x.reshape(2, 3)
+    cases = ((A + B, ma + mb), (A - B, ma - mb), (-A, -ma), (A - 2.0 * B, ma - 2 * mb))
+    for op, dense in cases:
+        assert op.domain_shape == (2, 3) and op.range_shape == (5,)
+        torch.testing.assert_close(op(xs), dense @ x)
+        # the adjoint follows algebraically: (A ± B)^H = A^H ± B^H
+        torch.testing.assert_close(op.H(y), (dense.conj().T @ y).reshape(2, 3))
+        assert dot_test(op).rel_error < 1e-12
+    assert (A - B).name == "(_Dense - _Dense)" and (-A).name == "-_Dense"
+    with pytest.raises(ValueError, match="shapes differ"):
+        A + _Dense(_dense(rng, 5, 6, complex_), (6,), (5,))
+
+
+def test_sum_of_real_and_complex_range(rng: np.random.Generator) -> None:
+    # real domain; one real range and one complex range: the sum's range is complex and its
+    # adjoint is the one of the real inner product Re <(A + B) x, y>
+    ma, mb = _dense(rng, 4, 3), _dense(rng, 4, 3, True)
+    A = _Dense(ma, (3,), (4,))
+    B = _Dense(mb, (3,), (4,))
+    B.domain_is_complex = False  # a real-domain operator with a complex range
+    S = A + B
+    assert S.range_is_complex and not S.domain_is_complex
+    y = _dense(rng, 1, 4, True)[0]
+    torch.testing.assert_close(S.H(y), ma.T @ y.real + (mb.conj().T @ y).real)
+    with pytest.raises(ValueError, match="complex"):
+        A + _Dense(_dense(rng, 4, 3, True), (3,), (4,))
 
 
 @pytest.mark.parametrize("complex_", [False, True])

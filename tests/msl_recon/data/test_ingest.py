@@ -111,7 +111,8 @@ def test_rire_registration_realigns_mr(rire):
     assert np.array_equal(idx, idx2) and len(idx) == 4
     assert imgs["ct"].shape == (4, 32, 32) and imgs["t1"].dtype == np.float32
     assert 0.0 <= imgs["t2"].min() and imgs["t2"].max() <= 1.0
-    assert info["t1"]["iterations"] > 0
+    assert info["registration"]["t1"]["iterations"] > 0
+    assert not info["registration"]["t1"]["worsened"]
     # the reference: the same MR never moved, on the CT grid
     ct, t1, _ = _volumes(1)
     ref_dir = rire.parent / "rire_ref"
@@ -145,6 +146,8 @@ def test_rire_and_synthrad_simulate(rire, synthrad, tmp_path):
         "--out",
         str(out),
         "-q",
+        "--acquisition",
+        "paper",
     ]
     assert main(args) == 0
     with h5py.File(out / "train.h5") as f, h5py.File(out / "val.h5") as g:
@@ -175,6 +178,8 @@ def test_rire_and_synthrad_simulate(rire, synthrad, tmp_path):
                 "--out",
                 str(out2),
                 "-q",
+        "--acquisition",
+        "paper",
             ]
         )
         == 0
@@ -209,8 +214,13 @@ def test_shipped_dicom_head_ct(tmp_path):
     path = get_testdata_file("693_J2KI.dcm")
     img = read_image(path)
     arr = sitk.GetArrayFromImage(img)
-    assert arr.shape == (512, 512) and arr.min() < -900 and arr.max() > 1000  # HU
-    imgs, idx = load_single(path, "ct", size=64)
+    assert arr.shape == (1, 512, 512) and arr.min() < -900 and arr.max() > 1000  # HU
+    import geometries as geo
+
+    px = geo.preset("msl-paper", image_size=64).pixel_size
+    with pytest.warns(UserWarning, match="mm cut"):  # a 243 mm head in a 142 mm field of view
+        imgs, idx, prov = load_single(path, "ct", size=64, pixel_size=px)
+    assert prov["pixel_size_mm"] == px and prov["sources"]["ct"]["dicom_modality"] == "CT"
     ct = imgs["ct"]
     assert ct.shape == (1, 64, 64) and idx.tolist() == [0]
     assert 0.0 <= ct.min() and ct.max() <= 1.0 and (ct > 0.3).mean() > 0.2  # head tissue
@@ -232,6 +242,8 @@ def test_shipped_dicom_head_ct(tmp_path):
                 "--out",
                 str(out),
                 "-q",
+        "--acquisition",
+        "paper",
             ]
         )
         == 0
@@ -257,6 +269,8 @@ def test_bad_inputs(tmp_path, capsys, rire):
         "--slices",
         "1",
         "-q",
+        "--acquisition",
+        "paper",
         "--out",
         str(tmp_path / "o"),
     ]

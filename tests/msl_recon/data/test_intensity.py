@@ -1,4 +1,4 @@
-"""CT HU window and MR normalisation (DESIGN §3)."""
+"""CT HU window and MR normalisation (docs/architecture.md, Conventions)."""
 
 from __future__ import annotations
 

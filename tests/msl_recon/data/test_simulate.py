@@ -47,7 +47,8 @@ def test_stored_sinogram_and_kspace_equal_operators(tmp_path, images):
         img_ct = torch.from_numpy(f["images/ct"][:])
         sino = torch.from_numpy(f["ct/sinogram"][:])
         ref = ops.RayTransform(g_file)(img_ct)
-        torch.testing.assert_close(sino, ref, rtol=0, atol=0)
+        # same operator; only the summation order of the sparse product may differ
+        torch.testing.assert_close(sino, ref, rtol=1e-6, atol=1e-5)
         for mod in ("t1", "t2"):
             img = torch.from_numpy(f[f"images/{mod}"][:])
             mask = f[f"mr/{mod}/mask"][:]

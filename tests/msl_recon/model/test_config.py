@@ -70,7 +70,7 @@ def test_load_toml_and_yaml(tmp_path):
 
 
 def closed_form_parameters(c: MSLConfig) -> int:
-    """Parameter count from the architecture spec of paper §2.6 / DESIGN §5 (biases included).
+    """Parameter count from the spec of paper §2.6 / docs/architecture.md (biases included).
 
     Encoder (per modality): c7s1-k0, d k1 (4×4), d k2 (4×4), R k2 × n_res (two 3×3 convs);
     instance norms without affine parameters. Interaction: per-modality patch projection
