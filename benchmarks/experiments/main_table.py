@@ -106,29 +106,16 @@ def main_table(ctx: Context) -> dict:
     times: dict[str, float] = {}
     preds: dict[str, tuple[Any, Any]] = {}
 
-    def add(method: str, ct: Any, mr: Any, sec: float, **extra: Any) -> None:
+    def add(method: str, ct: Any, mr: Any, sec: float, *, on: Any = None, **extra: Any) -> None:
+        bd, pos = (sb, slice(None)) if on is None else on
         times[method] = sec
         if ct is not None:
-            sb.add(method, "CT", ct.float().cpu(), truth[CT], **extra)
+            bd.add(method, "CT", ct.float().cpu(), truth[CT][pos], **extra)
         if mr is not None:
-            sb.add(method, "MRI", mr.float().cpu(), truth[MR], **extra)
+            bd.add(method, "MRI", mr.float().cpu(), truth[MR][pos], **extra)
         preds[method] = (ct, mr)
 
     add("FBP / zero-filled", sparse[CT], sparse[MR], 0.0)
-    weights = cs_weights(ctx)
-    b = collate(ds, idx)
-    ops = build_operators(b, ds.acquisition, ctx.device)
-    y_ct = b[registry.get(CT).raw_key].to(ctx.device)
-    y_mr = b[registry.get(MR).raw_key].to(ctx.device)
-    labels = {
-        "tv": "TV (single-modality CS)",
-        "jtv": "Joint TV (CS joint CT-MRI)",
-        "dtv": "Directional TV (CS joint CT-MRI)",
-    }
-    for name, fn in cs_methods(ctx, ops[CT], ops[MR]).items():
-        t0 = time.perf_counter()
-        ct, mr, conv = fn(y_ct, y_mr, **weights[name]["chosen"])
-        add(labels[name], ct, mr, (time.perf_counter() - t0) / len(idx), converged=conv)
     # learned baselines, equal wall-time budget
     t0 = time.perf_counter()
     ct_p = learned.pix2pix(ctx, "mr2ct").predict(sparse[MR][:, None].to(ctx.device))[:, 0]
@@ -142,7 +129,8 @@ def main_table(ctx: Context) -> dict:
     fbc = reconstruct_fbpconvnet(learned.fbpconvnet(ctx), sparse[CT][:, None].to(ctx.device))
     add("FBPConvNet (CT)", fbc[:, 0], None, (time.perf_counter() - t0) / len(idx))
     t0 = time.perf_counter()
-    lp = reconstruct_lpd(learned.lpd(ctx), y_ct)
+    b_all = collate(ds, idx)
+    lp = reconstruct_lpd(learned.lpd(ctx), b_all[registry.get(CT).raw_key].to(ctx.device))
     add(
         "Learned Primal-Dual (CT)",
         lp.reshape(-1, *truth[CT].shape[1:]),
@@ -151,7 +139,8 @@ def main_table(ctx: Context) -> dict:
     )
     model, bop = learned.modl(ctx)
     t0 = time.perf_counter()
-    k = bop.register(y_mr.to(torch.complex64), ops[MR])
+    op_mr = build_operators(b_all, ds.acquisition, ctx.device, modalities=(MR,))[MR]
+    k = bop.register(b_all[registry.get(MR).raw_key].to(ctx.device, torch.complex64), op_mr)
     add("MoDL (MRI)", None, reconstruct_modl(model, k), (time.perf_counter() - t0) / len(idx))
     # MSL and the single-modality MSL models, same budget
     msl = main_model(ctx)
@@ -161,7 +150,43 @@ def main_table(ctx: Context) -> dict:
     ic, sc = msl_images(ctx.load_msl(c_run), ds, idx, (CT,), [0.0], ctx.device)
     im, sm = msl_images(ctx.load_msl(m_run), ds, idx, (MR,), [0.0], ctx.device)
     add("MSL single-modality", ic[0], im[0], sc + sm)
+    # compressed sensing, weights chosen on validation (the costliest methods: with
+    # ``cs_one_per_subject`` on one slice of every test subject, next to MSL on the same slices)
+    weights = cs_weights(ctx)
+    cs_idx = ctx.one_per_subject(ds) if s.cs_one_per_subject else idx
+    pos = [idx.index(i) for i in cs_idx]
+    sb_cs = sb if cs_idx == idx else board(ds, cs_idx)
+    on = None if sb_cs is sb else (sb_cs, pos)
+    if on is not None:
+        sb_cs.add("FBP / zero-filled", "CT", sparse[CT][pos], truth[CT][pos])
+        sb_cs.add("FBP / zero-filled", "MRI", sparse[MR][pos], truth[MR][pos])
+        sb_cs.add("MSL (CT+MRI)", "CT", imgs[0][pos], truth[CT][pos])
+        sb_cs.add("MSL (CT+MRI)", "MRI", imgs[1][pos], truth[MR][pos])
+    b = collate(ds, cs_idx)
+    ops = build_operators(b, ds.acquisition, ctx.device)
+    y_ct = b[registry.get(CT).raw_key].to(ctx.device)
+    y_mr = b[registry.get(MR).raw_key].to(ctx.device)
+    labels = {
+        "tv": "TV (single-modality CS)",
+        "jtv": "Joint TV (CS joint CT-MRI)",
+        "dtv": "Directional TV (CS joint CT-MRI)",
+    }
+    for name, fn in cs_methods(ctx, ops[CT], ops[MR]).items():
+        t0 = time.perf_counter()
+        ct, mr, conv = fn(y_ct, y_mr, **weights[name]["chosen"])
+        add(labels[name], ct, mr, (time.perf_counter() - t0) / len(cs_idx), on=on, converged=conv)
     comps = sb.compare("MSL (CT+MRI)", "CT") + sb.compare("MSL (CT+MRI)", "MRI")
+    extra_tables: dict[str, Any] = {}
+    if on is not None:
+        comps += [
+            r
+            for t in ("CT", "MRI")
+            for r in sb_cs.compare("MSL (CT+MRI)", t)
+            if r["method"] in labels.values()
+        ]
+        extra_tables["main, CS methods (one slice per test subject, MSL on the same slices)"] = (
+            sb_cs.rows()
+        )
     training = [
         train_row(ctx, main_run(ctx), "MSL (CT+MRI)"),
         train_row(ctx, c_run, "MSL CT-only"),
@@ -195,7 +220,11 @@ def main_table(ctx: Context) -> dict:
         sb,
         "main",
         comps,
-        tables={"training budgets": training, "CS weights (validation)": cs_rows},
+        tables={
+            **extra_tables,
+            "training budgets": training,
+            "CS weights (validation)": cs_rows,
+        },
         figures=[panel],
         times=times,
         notes=[
