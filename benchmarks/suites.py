@@ -53,6 +53,10 @@ class Suite:
         PDHG iteration cap of the CS baselines (they stop earlier on convergence).
     cs_val_slices : int
         Validation slices of the CS weight search.
+    cs_methods : tuple of str
+        CS baselines of the main table (``tv``, ``jtv``, ``dtv``).
+    cs_jtv_beta : tuple of float
+        Joint-TV β candidates (one value: β fixed, only μ searched).
     cs_one_per_subject : bool
         Score the CS methods of the main table on one slice of every test subject (with MSL
         on the same slices) instead of every test slice: they cost minutes per slice on
@@ -90,6 +94,8 @@ class Suite:
     cnn_base: int = 16
     cs_max_iter: int = 1000
     cs_val_slices: int = 4
+    cs_methods: tuple[str, ...] = ("tv", "jtv", "dtv")
+    cs_jtv_beta: tuple[float, ...] = (0.5, 1.0, 2.0)
     cs_one_per_subject: bool = False
     cs_robustness: tuple[str, ...] = ("tv", "jtv", "dtv")
     val_slices: int = 8
@@ -139,7 +145,9 @@ SUITES: dict[str, Suite] = {
         ood_subjects=2,
         pet_subjects=6,
     ),
-    # ≤ ~60 minutes on a quiet 2-core CPU (see benchmarks/README or the report of the run)
+    # quiet 2-core CPU, clinical preset: ≈ 50 min of training budgets and overheads plus ≈ 30 min
+    # of CS (12-coil SENSE and diagnostic-CT PDHG cost ~1 min per slice-solve); see the notes of
+    # the run and `cost`. ``--acq-preset paper`` makes the CS part ~10× cheaper.
     "quick": Suite(
         name="quick",
         image_size=96,
@@ -151,9 +159,11 @@ SUITES: dict[str, Suite] = {
         seed_budget_s=35.0,
         lr_budget_s=12.0,
         cs_max_iter=1000,
-        cs_val_slices=2,
         cs_one_per_subject=True,
-        cs_robustness=("tv", "jtv"),
+        cs_val_slices=1,
+        cs_jtv_beta=(1.0,),
+        cs_methods=("tv", "jtv"),  # DTV: ~3× JTV's cost; in the paper suite
+        cs_robustness=(),
         val_slices=8,
         ood_subjects=10,
         pet_subjects=20,

@@ -21,6 +21,10 @@ GRIDS = {
 }
 
 
+def _mag(x: Any) -> Any:
+    return x.abs() if x.is_complex() else x
+
+
 def cs_methods(ctx: Context, A: Any, F: Any) -> dict[str, Any]:
     """``name -> fn(y_ct, y_mr, **weights) -> (ct, mr, converged)`` of the CS baselines."""
     from msl_recon.baselines import dtv_reconstruct, joint_tv_reconstruct, tv_reconstruct
@@ -32,8 +36,7 @@ def cs_methods(ctx: Context, A: Any, F: Any) -> dict[str, Any]:
     def tv(y_ct, y_mr, mu_ct, mu_mr):
         r1 = tv_reconstruct(y_ct, A, mu_ct, n_iter=n, history_every=h)
         r2 = tv_reconstruct(y_mr, F, mu_mr, n_iter=n, history_every=h)
-        mr = r2.x[0]
-        return r1.x[0], (mr.abs() if mr.is_complex() else mr), bool(r1.converged and r2.converged)
+        return r1.x[0], _mag(r2.x[0]), bool(r1.converged and r2.converged)
 
     def jtv(y_ct, y_mr, mu, beta):
         r = joint_tv_reconstruct(y_ct, A, y_mr, F, mu=mu, beta=beta, n_iter=n, history_every=h)
@@ -50,7 +53,7 @@ def cs_methods(ctx: Context, A: Any, F: Any) -> dict[str, Any]:
 
 def cs_weights(ctx: Context) -> dict[str, Any]:
     """CS weights chosen on validation slices (grids widened until the optimum is interior)."""
-    from msl_recon.baselines import select_weights
+    from msl_recon.baselines import select_weights, tv_reconstruct
     from msl_recon.model import build_operators
 
     key = "cs/weights"
@@ -72,23 +75,51 @@ def cs_weights(ctx: Context) -> dict[str, Any]:
         if s.name != "micro"
         else {k: {p: v[:2] for p, v in g.items()} for k, g in GRIDS.items()}
     )
+    grids = {**grids, "jtv": {**grids["jtv"], "beta": list(s.cs_jtv_beta)}}
     out: dict[str, Any] = {}
-    for name, fn in fns.items():
-        fixed = dict(out["tv"]["chosen"]) if name == "dtv" else {}
+
+    def select(name: str, fn: Any, grid: dict, fixed: dict) -> dict:
         sel = select_weights(
-            lambda smp, _fn=fn, _fx=fixed, **w: _fn(smp["y_ct"], smp["y_mr"], **_fx, **w)[:2],
+            lambda smp, **w: fn(smp, **fixed, **w),
             [sample],
-            grids[name],
+            grid,
             bounds={"eta": (0.0, 1.0)},
             max_widen=0 if s.name == "micro" else 4,
             progress=ctx.progress,
         )
-        out[name] = {
+        return {
             "chosen": {**fixed, **sel.best},
             "grid": sel.grid,
             "interior": sel.interior,
             "table": [[w, float(v)] for w, v in sel.table],
         }
+
+    A, F = ops[CT], ops[MR]
+    n, h = s.cs_max_iter, 0
+
+    # TV: the CT and MRI problems are independent, so their weights are chosen separately
+    def tv_ct(smp: dict, mu_ct: float) -> tuple:
+        return tv_reconstruct(smp["y_ct"], A, mu_ct, n_iter=n, history_every=h).x[0], None
+
+    def tv_mr(smp: dict, mu_mr: float) -> tuple:
+        return None, _mag(tv_reconstruct(smp["y_mr"], F, mu_mr, n_iter=n, history_every=h).x[0])
+
+    ct_sel = select("tv", tv_ct, {"mu_ct": grids["tv"]["mu_ct"]}, {})
+    mr_sel = select("tv", tv_mr, {"mu_mr": grids["tv"]["mu_mr"]}, {})
+    out["tv"] = {
+        "chosen": {**ct_sel["chosen"], **mr_sel["chosen"]},
+        "grid": {**ct_sel["grid"], **mr_sel["grid"]},
+        "interior": ct_sel["interior"] and mr_sel["interior"],
+        "table": ct_sel["table"] + mr_sel["table"],
+    }
+    for name in s.cs_methods:
+        if name == "tv":
+            continue
+        fixed = dict(out["tv"]["chosen"]) if name == "dtv" else {}
+        fn = fns[name]
+        out[name] = select(
+            name, lambda smp, _f=fn, **w: _f(smp["y_ct"], smp["y_mr"], **w)[:2], grids[name], fixed
+        )
     ctx.record(key, out)
     return out
 
@@ -172,6 +203,8 @@ def main_table(ctx: Context) -> dict:
         "dtv": "Directional TV (CS joint CT-MRI)",
     }
     for name, fn in cs_methods(ctx, ops[CT], ops[MR]).items():
+        if name not in s.cs_methods:
+            continue
         t0 = time.perf_counter()
         ct, mr, conv = fn(y_ct, y_mr, **weights[name]["chosen"])
         add(labels[name], ct, mr, (time.perf_counter() - t0) / len(cs_idx), on=on, converged=conv)
