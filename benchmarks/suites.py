@@ -55,6 +55,9 @@ class Suite:
         Validation slices of the CS weight search.
     cs_methods : tuple of str
         CS baselines of the main table (``tv``, ``jtv``, ``dtv``).
+    cs_methods_clinical : tuple of str or None
+        CS baselines on ``clinical`` data (None: ``cs_methods``); 12-coil SENSE TV costs
+        minutes per slice on a CPU.
     cs_jtv_beta : tuple of float
         Joint-TV β candidates (one value: β fixed, only μ searched).
     cs_one_per_subject : bool
@@ -95,6 +98,7 @@ class Suite:
     cs_max_iter: int = 1000
     cs_val_slices: int = 4
     cs_methods: tuple[str, ...] = ("tv", "jtv", "dtv")
+    cs_methods_clinical: tuple[str, ...] | None = None
     cs_jtv_beta: tuple[float, ...] = (0.5, 1.0, 2.0)
     cs_one_per_subject: bool = False
     cs_robustness: tuple[str, ...] = ("tv", "jtv", "dtv")
@@ -107,6 +111,13 @@ class Suite:
     def n_subjects(self) -> int:
         """Subjects of the main dataset."""
         return self.n_train + self.n_val + self.n_test
+
+    @property
+    def cs_active(self) -> tuple[str, ...]:
+        """The CS baselines run on this suite's acquisition preset."""
+        if self.acq_preset != "paper" and self.cs_methods_clinical is not None:
+            return self.cs_methods_clinical
+        return self.cs_methods
 
     @property
     def fractions(self) -> tuple[float, float, float]:
@@ -145,9 +156,9 @@ SUITES: dict[str, Suite] = {
         ood_subjects=2,
         pet_subjects=6,
     ),
-    # quiet 2-core CPU, clinical preset: ≈ 50 min of training budgets and overheads plus ≈ 30 min
-    # of CS (12-coil SENSE and diagnostic-CT PDHG cost ~1 min per slice-solve); see the notes of
-    # the run and `cost`. ``--acq-preset paper`` makes the CS part ~10× cheaper.
+    # ≈ 50–60 min on a quiet 2-core CPU with the clinical preset (budgets ≈ 37 min + overheads);
+    # the CS baselines run on paper data (``--only main_table --acq-preset paper``, ≈ 15 min):
+    # on clinical data (12-coil SENSE, diagnostic CT) one TV solve costs minutes per slice.
     "quick": Suite(
         name="quick",
         image_size=96,
@@ -163,6 +174,7 @@ SUITES: dict[str, Suite] = {
         cs_val_slices=1,
         cs_jtv_beta=(1.0,),
         cs_methods=("tv", "jtv"),  # DTV: ~3× JTV's cost; in the paper suite
+        cs_methods_clinical=(),  # ≥ 2 min per slice-solve (12-coil SENSE): see --acq-preset paper
         cs_robustness=(),
         val_slices=8,
         ood_subjects=10,

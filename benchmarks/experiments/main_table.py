@@ -60,6 +60,8 @@ def cs_weights(ctx: Context) -> dict[str, Any]:
     if key in ctx.timings:
         return ctx.timings[key]
     s = ctx.suite
+    if not s.cs_active:
+        return {}
     val = ctx.test_set(split="val", modalities=(CT, MR))
     b = collate(val, ctx.val_indices(val, s.cs_val_slices))
     ops = build_operators(b, val.acquisition, ctx.device)
@@ -112,7 +114,7 @@ def cs_weights(ctx: Context) -> dict[str, Any]:
         "interior": ct_sel["interior"] and mr_sel["interior"],
         "table": ct_sel["table"] + mr_sel["table"],
     }
-    for name in s.cs_methods:
+    for name in s.cs_active:
         if name == "tv":
             continue
         fixed = dict(out["tv"]["chosen"]) if name == "dtv" else {}
@@ -203,7 +205,7 @@ def main_table(ctx: Context) -> dict:
         "dtv": "Directional TV (CS joint CT-MRI)",
     }
     for name, fn in cs_methods(ctx, ops[CT], ops[MR]).items():
-        if name not in s.cs_methods:
+        if name not in s.cs_active:
             continue
         t0 = time.perf_counter()
         ct, mr, conv = fn(y_ct, y_mr, **weights[name]["chosen"])
@@ -266,5 +268,6 @@ def main_table(ctx: Context) -> dict:
             f"interior); PDHG with a convergence rule, cap {s.cs_max_iter} iterations.",
             f"Every learned method: {s.budget_s:g} s of training on this machine, learning rate "
             f"chosen on validation by {s.lr_budget_s:g} s runs.",
+            f"CS baselines on `{s.acq_preset}` data: {list(s.cs_active) or 'none (cost)'}.",
         ],
     )

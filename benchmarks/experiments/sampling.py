@@ -101,7 +101,7 @@ def sampling_robustness(ctx: Context) -> dict:
         y_ct = b[registry.get(CT).raw_key].to(ctx.device)
         y_mr = b[registry.get(MR).raw_key].to(ctx.device)
         for name, fn in cs_methods(ctx, ops[CT], ops[MR]).items():
-            if name not in s.cs_robustness or (v, acc) == cases[0]:
+            if name not in s.cs_robustness or name not in s.cs_active or (v, acc) == cases[0]:
                 continue  # the main acquisition's CS rows are in the main table
             ct, mr, conv = fn(y_ct, y_mr, **weights[name]["chosen"])
             sb.add(name.upper(), "CT", ct.float().cpu(), truth[CT], converged=conv, **extra)
