@@ -1,5 +1,9 @@
 """Run the paper's experiments: ``python -m benchmarks run --suite quick|paper|micro``.
 
+``--acq-preset paper|clinical`` picks the simulated acquisition (the run folder gets a suffix
+when it differs from the suite's default), e.g. the main table once more on paper data:
+``python -m benchmarks run --suite quick --only main_table --acq-preset paper``.
+
 Finished experiments are stored in ``benchmarks/results/<suite>/results.json`` as they complete;
 a second run resumes (skips them) unless ``--redo`` names them. Datasets and trained models are
 cached in ``<out>/cache``.
@@ -38,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument(
+        "--acq-preset",
+        default=None,
+        choices=("paper", "clinical"),
+        help="acquisition preset of the simulated data (default: the suite's)",
+    )
     sub.add_parser("list", help="list experiments and suites")
     return p
 
@@ -51,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .context import Context
 
-    suite = get_suite(args.suite)
-    out = args.out or Path(__file__).resolve().parent / "results" / suite.name
+    suite = get_suite(args.suite, acq_preset=args.acq_preset)
+    default_out = Path(__file__).resolve().parent / "results" / suite.name
+    if args.acq_preset and args.acq_preset != get_suite(args.suite).acq_preset:
+        default_out = default_out.with_name(f"{suite.name}-{args.acq_preset}")
+    out = args.out or default_out
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,9 +1,8 @@
-"""Shared, cached artefacts of a benchmark run: datasets, trained models, chosen weights.
+"""Shared, cached artefacts of a benchmark run: datasets, trained models, validation choices.
 
 Everything expensive is built once per run directory (``<out>/cache``) and reused by every
-experiment and by a resumed run: simulated datasets, MSL checkpoints, pix2pix/DeepFusion
-weights, the compressed-sensing weights chosen on the validation split. Training wall times are
-recorded for the cost table.
+experiment and by a resumed run. Learned models are trained for a wall-time budget (see
+:mod:`benchmarks.budget`); every choice is made on the validation split.
 """
 
 from __future__ import annotations
@@ -63,7 +62,7 @@ class Context:
         self.device = device
         self.progress = progress
         self._timing_path = self.cache / "timings.json"
-        self.timings: dict[str, float] = (
+        self.timings: dict[str, Any] = (
             json.loads(self._timing_path.read_text(encoding="utf-8"))
             if self._timing_path.exists()
             else {}
@@ -71,9 +70,9 @@ class Context:
         self._models: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ bookkeeping
-    def record_time(self, key: str, seconds: float) -> None:
-        """Remember a wall time (persisted with the cache)."""
-        self.timings[key] = float(seconds)
+    def record(self, key: str, value: Any) -> None:
+        """Remember a training record (seconds, iterations, lr…), persisted with the cache."""
+        self.timings[key] = value
         self._timing_path.write_text(json.dumps(self.timings, indent=1), encoding="utf-8")
 
     def config_spec(self, **overrides: Any) -> str:
@@ -95,74 +94,68 @@ class Context:
     def dataset_dir(self, name: str = "main") -> Path:
         """Folder with ``train/val/test.h5`` of dataset ``name`` (simulated on first use).
 
-        ``main``: the built-in phantom with CT, T1 and T2 at the suite's acquisition.
-        ``ood``: a different phantom family for the out-of-distribution test (procedural
-        anatomy instead of MNI152, every subject with a lesion), test split only.
+        ``main``: the built-in phantom with CT, T1 and T2 at the suite's acquisition preset
+        (``paper`` or ``clinical``). ``ood``: a real distribution shift, test split only:
+        procedural anatomy with a lesion in every subject, a quarter of the CT dose and another
+        scanner geometry (:mod:`benchmarks.acquisition`).
+        ``pet``: CT, T1 and PET of other subjects (same split fractions).
         """
-        from msl_recon.cli.main import main as cli
-
         d = self.cache / f"data-{name}"
         if (d / "test.h5").exists():
             return d
-        s = self.suite
         t0 = time.perf_counter()
-        if name == "main":
-            args = [
-                "simulate",
-                "--out", str(d),
-                "--size", str(s.image_size),
-                "--subjects", str(s.n_subjects),
-                "--slices", str(s.n_slices),
-                "--split", ",".join(str(f) for f in s.fractions),
-                "--modalities", "ct,t1,t2",
-                "--preset", s.preset,
-                "--views", str(s.n_views),
-                "--acceleration", str(s.acceleration),
-                "--center-fraction", str(s.center_fraction),
-                "--seed", str(s.seed),
-                "--overwrite",
-            ]  # fmt: skip
-            if not self.progress:
-                args.append("--quiet")
-            code = cli(args)
-            if code != 0:
-                raise RuntimeError(f"simulate failed with exit code {code}")
-        elif name == "ood":
-            self._simulate_ood(d)
-        else:
+        if name not in ("main", "ood", "pet"):
             raise ValueError(f"unknown dataset {name!r}")
-        self.record_time(f"simulate/{name}", time.perf_counter() - t0)
+        self._simulate(name, d)
+        self.record(f"simulate/{name}", time.perf_counter() - t0)
         return d
 
-    def _simulate_ood(self, d: Path) -> None:
+    def _simulate(self, name: str, d: Path) -> None:
         import geometries
-        from msl_recon.data.phantom import PhantomConfig
         from msl_recon.data.pipeline import SimulationRun, run_simulation
-        from msl_recon.data.simulate import SimulationSpec
+
+        from .acquisition import get_preset, ood_geometry, ood_preset, simulation_spec
 
         s = self.suite
-        geom = geometries.preset(s.preset, image_size=s.image_size, n_views=s.n_views)
+        preset = get_preset(s.acq_preset)
         mask = geometries.CartesianMask(
             shape=(s.image_size, s.image_size),
             acceleration=s.acceleration,
             center_fraction=s.center_fraction,
             seed=0,
         )
-        spec = SimulationSpec(geometry=geom, sampling={m: mask for m in ("t1", "t2")})
-        run = SimulationRun(
-            out_dir=d,
-            spec=spec,
-            modalities=("ct", "t1", "t2"),
-            size=s.image_size,
-            n_subjects=s.ood_subjects,
-            n_slices=s.n_slices,
-            fractions=(0.0, 0.0, 1.0),
-            seed=s.seed + 1000,
-            overwrite=True,
-            progress=self.progress,
-            phantom_config=PhantomConfig(anatomy="procedural", lesion_probability=1.0),
+        mods: tuple[str, ...] = ("ct", "t1", "t2")
+        fractions, n_subj, seed = s.fractions, s.n_subjects, s.seed
+        geometry, scale = None, 1.0
+        if name == "ood":
+            # another anatomy family, a quarter of the dose, another scanner
+            geometry, scale = ood_geometry(preset), 0.25
+            preset = ood_preset(preset)
+            fractions, n_subj, seed = (0.0, 0.0, 1.0), s.ood_subjects, s.seed + 1000
+        elif name == "pet":
+            mods, n_subj, seed = ("ct", "t1", "pet"), s.pet_subjects, s.seed + 2000
+        spec = simulation_spec(
+            preset,
+            image_size=s.image_size,
+            n_views=s.n_views,
+            masks={"t1": mask, "t2": mask},
+            geometry=geometry,
+            ct_i0_scale=scale,
         )
-        run_simulation(run)
+        run_simulation(
+            SimulationRun(
+                out_dir=d,
+                spec=spec,
+                modalities=mods,
+                size=s.image_size,
+                n_subjects=n_subj,
+                n_slices=s.n_slices,
+                fractions=fractions,
+                seed=seed,
+                overwrite=True,
+                progress=self.progress,
+            )
+        )
 
     def test_set(self, name: str = "main", split: str = "test", **kw: Any) -> Any:
         """An :class:`MSLDataset` of a split (``n_views``, ``acceleration``: sparser data)."""
@@ -171,12 +164,26 @@ class Context:
         return MSLDataset(self.dataset_dir(name) / f"{split}.h5", **kw)
 
     def test_indices(self, ds: Any) -> list[int]:
-        """Test slice indices used by every method (capped by the suite), evenly spread."""
-        n = len(ds)
-        cap = self.suite.max_test_slices
-        if cap is None or n <= cap:
-            return list(range(n))
-        return sorted({int(i) for i in np.linspace(0, n - 1, cap).round()})
+        """Every slice of the split (the test split is scored whole)."""
+        return list(range(len(ds)))
+
+    def one_per_subject(self, ds: Any) -> list[int]:
+        """The middle slice of every subject of a split (for the costly CS sweeps)."""
+        by: dict[str, list[int]] = {}
+        for i, sid in enumerate(ds.subject_ids()):
+            by.setdefault(sid, []).append(i)
+        return sorted(v[len(v) // 2] for v in by.values())
+
+    def val_indices(self, ds: Any, n: int | None = None) -> list[int]:
+        """``n`` validation slices spread over the validation subjects (default ``val_slices``)."""
+        n = self.suite.val_slices if n is None else n
+        if len(ds) <= n:
+            return list(range(len(ds)))
+        return sorted({int(i) for i in np.linspace(0, len(ds) - 1, n).round()})
+
+    def val_indices_of(self, split: str = "val", name: str = "main") -> list[int]:
+        """:meth:`val_indices` of a split of dataset ``name``."""
+        return self.val_indices(self.test_set(name, split=split))
 
     # ------------------------------------------------------------------ MSL models
     def msl_model(
@@ -184,45 +191,46 @@ class Context:
         name: str,
         modalities: tuple[str, ...],
         *,
-        iterations: int | None = None,
+        budget_s: float | None = None,
+        seed: int | None = None,
+        lr: float | None = None,
         random_views: tuple[int, ...] | None = None,
-        checkpoints: int = 1,
         config: dict[str, Any] | None = None,
+        data: str = "main",
     ) -> Path:
-        """Train (once) the MSL model ``name``; returns its run directory.
+        """Train (once) the MSL model ``name`` for a wall-time budget; returns its run directory.
 
-        Parameters
-        ----------
-        modalities : tuple of str
-            Input modalities in config order (λ=0 is the first).
-        iterations : int, optional
-            Default: the suite's ``iters_main``.
-        random_views : tuple of int, optional
-            Training-time randomisation of the CT view count (subsets of the stored views).
-        checkpoints : int
-            Evenly spaced checkpoints to keep along training (for progress curves).
-        config : dict, optional
-            Config fields to override (e.g. ``{"input_skip": False}``).
+        The iteration count that fills ``budget_s`` comes from a timed calibration run of the
+        same config (the learning-rate schedule needs the total up front); ``checkpoints``
+        evenly spaced checkpoints are kept and the best on validation is used
+        (:meth:`load_msl`). ``lr`` defaults to the one chosen on validation
+        (:func:`benchmarks.budget.msl_lr`).
         """
         from msl_recon.training.loop import TrainOptions, train
 
+        from .budget import msl_iterations
+
+        s = self.suite
         run_dir = self.cache / f"msl-{name}"
-        iters = iterations or self.suite.iters_main
         final = run_dir / "final.pt"
         if final.exists():
             return run_dir
-        t0 = time.perf_counter()
+        budget = s.budget_s if budget_s is None else budget_s
+        cfg = self.config_spec(**(config or {}))
+        iters = msl_iterations(self, cfg, modalities, budget, random_views, data)
         opts = TrainOptions(
-            data=self.dataset_dir("main"),
+            data=self.dataset_dir(data),
             out=run_dir,
-            config=self.config_spec(**(config or {})),
+            config=cfg,
             modalities=modalities,
             iterations=iters,
-            batch_size=self.suite.batch_size,
-            seed=self.suite.seed,
+            batch_size=s.batch_size,
+            lr=lr,
+            seed=s.seed if seed is None else seed,
             device=str(self.device),
-            checkpoint_every=max(1, iters // max(1, checkpoints)),
-            val_every=max(1, iters // 2),
+            checkpoint_every=max(1, iters // max(1, s.checkpoints)),
+            checkpoint_minutes=1e9,
+            val_every=0,
             random_views=random_views,
             overwrite=True,
             resume=False,
@@ -230,15 +238,10 @@ class Context:
             tensorboard=False,
         )
         res = train(opts)
-        self.record_time(f"train/msl-{name}", time.perf_counter() - t0)
-        torch.save(
-            {
-                "iterations": res.iteration,
-                "checkpoint": str(res.checkpoint),
-                "seconds": res.seconds,
-            },
-            final,
-        )
+        info = {"iterations": res.iteration, "seconds": res.seconds, "lr": lr, "budget_s": budget}
+        self.record(f"train/msl-{name}", info)
+        best = self.select_checkpoint(run_dir, modalities, data)
+        torch.save({**info, "checkpoint": str(best)}, final)
         return run_dir
 
     def msl_checkpoints(self, run_dir: Path) -> list[tuple[int, Path]]:
@@ -257,87 +260,31 @@ class Context:
                 by_iter[it] = p
         return sorted(by_iter.items())
 
+    def select_checkpoint(self, run_dir: Path, modalities: tuple[str, ...], data: str) -> Path:
+        """The checkpoint of a run with the lowest validation MAE (mean over its end points)."""
+        from .evaluate import msl_val_score
+
+        val = self.test_set(data, split="val", modalities=None)
+        idx = self.val_indices(val)
+        scored = []
+        for it, path in self.msl_checkpoints(run_dir):
+            model = self.load_msl(run_dir, path)
+            scored.append((msl_val_score(model, val, idx, modalities, self.device), it, path))
+        if not scored:
+            raise RuntimeError(f"{run_dir} has no checkpoint")
+        return min(scored, key=lambda t: (t[0], -t[1]))[2]
+
+    def run_info(self, run_dir: Path) -> dict[str, Any]:
+        """``iterations``, ``seconds``, ``lr``, ``budget_s`` and the chosen ``checkpoint``."""
+        return torch.load(run_dir / "final.pt", map_location="cpu", weights_only=False)
+
     def load_msl(self, run_dir: Path, checkpoint: Path | None = None) -> Any:
-        """The :class:`~msl_recon.inference.LoadedModel` of a run (its last checkpoint)."""
+        """The :class:`~msl_recon.inference.LoadedModel` of a run (its validation-best one)."""
         from msl_recon.inference import load_model
 
         if checkpoint is None:
-            info = torch.load(run_dir / "final.pt", map_location="cpu", weights_only=False)
-            checkpoint = Path(info["checkpoint"])
+            checkpoint = Path(self.run_info(run_dir)["checkpoint"])
         key = str(checkpoint)
         if key not in self._models:
             self._models[key] = load_model(checkpoint, device=self.device)
         return self._models[key]
-
-    # ------------------------------------------------------------------ learned baselines
-    def pix2pix(self, direction: str) -> Any:
-        """A trained pix2pix model for ``"mr2ct"`` or ``"ct2mr"`` (sparse input → GT target)."""
-        from msl_recon.baselines import Pix2Pix
-
-        s = self.suite
-        path = self.cache / f"pix2pix-{direction}.pt"
-        model = Pix2Pix(s.image_size, base=s.p2p_base, device=self.device, seed=s.seed)
-        if path.exists():
-            model.load_state_dict(torch.load(path, map_location=self.device))
-            return model.eval()
-        src_m, tgt_m = ("t1", "ct") if direction == "mr2ct" else ("ct", "t1")
-        src, tgt = self._training_pairs(src_m, tgt_m)
-        t0 = time.perf_counter()
-        model.fit(_pair_loader(src, tgt, s.batch_size, s.seed), s.p2p_iters, progress=self.progress)
-        self.record_time(f"train/pix2pix-{direction}", time.perf_counter() - t0)
-        torch.save(model.state_dict(), path)
-        return model.eval()
-
-    def deepfusion(self) -> Any:
-        """A trained DeepFusion model (CT and MRI encoder–decoders on sparse images)."""
-        from msl_recon.baselines import DeepFusion
-
-        s = self.suite
-        path = self.cache / "deepfusion.pt"
-        model = DeepFusion(s.image_size, base=s.df_base, device=self.device, seed=s.seed)
-        if path.exists():
-            model.load_state_dict(torch.load(path, map_location=self.device))
-            return model.eval()
-        ct_sp, ct_gt = self._training_pairs("ct", "ct")
-        mr_sp, mr_gt = self._training_pairs("t1", "t1")
-        quads = _QuadLoader(ct_sp, mr_sp, ct_gt, mr_gt, batch=s.batch_size, seed=s.seed)
-        t0 = time.perf_counter()
-        model.fit(quads, s.df_iters, progress=self.progress)
-        self.record_time("train/deepfusion", time.perf_counter() - t0)
-        torch.save(model.state_dict(), path)
-        return model.eval()
-
-    def _training_pairs(self, src_m: str, tgt_m: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sparse images of ``src_m`` and ground truth of ``tgt_m`` for the whole train split."""
-        from .evaluate import sparse_and_truth
-
-        ds = self.test_set("main", split="train")
-        sparse, truth = sparse_and_truth(ds, list(range(len(ds))), self.device)
-        return sparse[src_m], truth[tgt_m]
-
-
-def _pair_loader(src: torch.Tensor, tgt: torch.Tensor, batch: int, seed: int):
-    """Endless shuffled mini-batches ``(src, tgt)`` of shape ``(B, 1, H, W)``."""
-    gen = torch.Generator().manual_seed(seed)
-    n = src.shape[0]
-    while True:
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n - batch + 1, batch):
-            idx = perm[i : i + batch]
-            yield src[idx, None], tgt[idx, None]
-
-
-class _QuadLoader:
-    """Endless shuffled ``(ct_sparse, mr_sparse, ct_target, mr_target)`` mini-batches."""
-
-    def __init__(self, *arrays: torch.Tensor, batch: int, seed: int) -> None:
-        self.arrays, self.batch, self.seed = arrays, batch, seed
-
-    def __iter__(self):
-        gen = torch.Generator().manual_seed(self.seed)
-        n = self.arrays[0].shape[0]
-        while True:
-            perm = torch.randperm(n, generator=gen)
-            for i in range(0, n - self.batch + 1, self.batch):
-                idx = perm[i : i + self.batch]
-                yield tuple(a[idx, None] for a in self.arrays)

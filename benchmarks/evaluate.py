@@ -10,9 +10,11 @@ import numpy as np
 import torch
 
 __all__ = [
+    "Scoreboard",
     "collate",
     "metric_summary",
     "msl_images",
+    "msl_val_score",
     "per_slice_metrics",
     "shifted_ct_sinograms",
     "sparse_and_truth",
@@ -36,8 +38,9 @@ def _chunks(indices: Sequence[int], size: int) -> list[list[int]]:
 def sparse_and_truth(
     ds: Any, indices: Sequence[int], device: torch.device, *, batch: int = 16
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Sparse images (FBP / zero-filled magnitude) and ground truth, ``(S, H, W)`` on CPU."""
-    from msl_recon.baselines import sparse_images
+    """Analytical images (each plug-in's ``back_transform``: FBP, zero-filled magnitude,
+    corrected PET FBP), clipped to [0, 1], and ground truth, ``(S, H, W)`` on CPU."""
+    from msl_recon import modalities as registry
     from msl_recon.model import build_operators
     from msl_recon.training.batches import move_batch
 
@@ -46,8 +49,12 @@ def sparse_and_truth(
     for chunk in _chunks(indices, batch):
         b = move_batch(collate(ds, chunk), device)
         ops = build_operators(b, ds.acquisition, device)
-        for m, img in sparse_images(b, ops).items():
-            sparse.setdefault(m, []).append(img[:, 0].float().cpu())
+        for m, op in ops.items():
+            spec = registry.get(m)  # the plug-in's analytical image (FBP, zero-filled, PET FBP)
+            img = spec.back_transform(spec.measurement(b), op).reshape(
+                b[m].shape[0], *b[m].shape[-2:]
+            )
+            sparse.setdefault(m, []).append(img.float().clamp(0, 1).cpu())
         for m in ds.modalities:
             truth.setdefault(m, []).append(b[m][:, 0].float().cpu())
     return (
@@ -150,3 +157,99 @@ def shifted_ct_sinograms(
     ray = ops.RayTransform(ds.geometry)
     sino = ray(moved.to(torch.float32))
     return sino.cpu(), moved.cpu()
+
+
+def msl_val_score(
+    model: Any, ds: Any, indices: Sequence[int], inputs: Sequence[str], device: torch.device
+) -> float:
+    """Validation MAE of an MSL model: mean over its modalities of MAE(end-point image, GT).
+
+    The first modality is scored at λ = 0, the last at λ = 1 (one modality: λ = 0).
+    """
+    inputs = tuple(inputs)
+    lams = [0.0] if len(inputs) == 1 else [0.0, 1.0]
+    targets = [inputs[0]] if len(inputs) == 1 else [inputs[0], inputs[-1]]
+    imgs, _ = msl_images(model, ds, indices, inputs, lams, device)
+    truth = torch.stack([torch.stack([ds[int(i)][m][0] for i in indices]) for m in targets])
+    return float(torch.mean(torch.abs(imgs.clamp(0, 1) - truth)))
+
+
+class Scoreboard:
+    """Per-slice metrics of every (method, target) on one set of test slices.
+
+    Parameters
+    ----------
+    subjects : sequence of str
+        Subject id of every scored slice (the unit of the bootstrap).
+    """
+
+    METRICS = ("MAE", "SSIM", "MI", "PSNR")
+
+    def __init__(self, subjects: Sequence[str]) -> None:
+        self.subjects = [str(s) for s in subjects]
+        self.values: dict[str, dict[str, dict[str, list[float]]]] = {}
+        self.extra: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(
+        self, method: str, target: str, pred: torch.Tensor, ref: torch.Tensor, **extra: Any
+    ) -> None:
+        """Score ``pred`` against ``ref`` (``(S, H, W)``, the board's slices)."""
+        if pred.shape[0] != len(self.subjects):
+            raise ValueError(f"{method}: {pred.shape[0]} slices, board has {len(self.subjects)}")
+        m = per_slice_metrics(pred, ref)
+        self.values.setdefault(method, {})[target] = {k: v.tolist() for k, v in m.items()}
+        self.extra[(method, target)] = extra
+
+    def rows(self) -> list[dict[str, Any]]:
+        """``method, target``, each metric's mean of per-subject means and ``_std`` (SD over
+        subjects), plus the extras."""
+        from .stats import subject_summary
+
+        rows = []
+        for method, by_t in self.values.items():
+            for target, mets in by_t.items():
+                row: dict[str, Any] = {"method": method, "target": target}
+                row.update(self.extra.get((method, target), {}))
+                for k, v in mets.items():
+                    s = subject_summary(v, self.subjects)
+                    row[k], row[f"{k}_std"] = s["mean"], s["sd_subjects"]
+                rows.append(row)
+        return rows
+
+    def compare(
+        self, reference: str, target: str, metrics: Sequence[str] = ("SSIM", "PSNR", "MAE")
+    ) -> list[dict[str, Any]]:
+        """Paired bootstrap CIs (over subjects) of every other method minus ``reference``."""
+        from .stats import compare_methods
+
+        out = []
+        for k in metrics:
+            per = {
+                m: by_t[target][k]
+                for m, by_t in self.values.items()
+                if target in by_t and k in by_t[target]
+            }
+            if reference not in per or len(per) < 2 or len(set(self.subjects)) < 2:
+                continue
+            for r in compare_methods(per, self.subjects, reference, higher_is_better=k != "MAE"):
+                out.append({"target": target, "metric": k, **r})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Per-slice values, subjects and per-subject means (stored in results.json)."""
+        from .stats import per_subject_means
+
+        per_subject = {
+            method: {
+                t: {k: per_subject_means(v, self.subjects)[0].tolist() for k, v in mets.items()}
+                for t, mets in by_t.items()
+            }
+            for method, by_t in self.values.items()
+        }
+        ids = per_subject_means(np.zeros(len(self.subjects)), self.subjects)[1]
+        return {
+            "subjects": self.subjects,
+            "subject_ids": [str(i) for i in ids],
+            "per_slice": self.values,
+            "per_subject": per_subject,
+        }

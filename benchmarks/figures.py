@@ -197,3 +197,23 @@ def lambda_map_panel(
     for s in range(min(n_slices, lo.shape[0])):
         axes[s + 1, -1].imshow(lo[s], cmap="viridis", vmin=0, vmax=1)
     return _save(fig, path)
+
+
+def gain_curve(path: Path, comps: list[dict]) -> str:
+    """Paired difference (CT+MRI − CT only) vs views per metric, with 95% CI bars (Fig. 6)."""
+    plt = _plt()
+    metrics = sorted({c["metric"] for c in comps})
+    fig, axes = plt.subplots(1, max(1, len(metrics)), figsize=(3.2 * max(1, len(metrics)), 3))
+    axes = np.atleast_1d(axes)
+    for ax, k in zip(axes, metrics, strict=False):
+        pts = sorted((c["views"], c) for c in comps if c["metric"] == k)
+        x = [p[0] for p in pts]
+        y = np.array([p[1]["diff"] for p in pts])
+        lo = y - np.array([p[1]["ci_low"] for p in pts])
+        hi = np.array([p[1]["ci_high"] for p in pts]) - y
+        ax.errorbar(x, y, yerr=[lo, hi], fmt="o-", capsize=3)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xlabel("CT views (train = test)")
+        ax.set_title(f"Δ{k} (CT+MRI − CT only)")
+        ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -8,17 +8,18 @@ from typing import Any
 __all__ = ["render_results", "table_markdown"]
 
 _TITLES = {
-    "training_quality": "0. Short CPU training: quality, single-modality, input_skip on/off",
-    "small_ablation": "0b. What makes `small` work: its decoder and loss switches one by one",
+    "small_ablation": "0b. The small config's switches one by one (validation split)",
+    "training_quality": "0. Single-modality ablation (seeds) and the paper's decoder",
     "lambda_sweep": "1. λ sweep (paper Fig. 2B)",
     "main_table": "2. Main comparison",
     "cross_modal_gain": "3. Cross-modal gain (Fig. 6)",
     "sampling_robustness": "4. Sampling robustness (Fig. 7)",
     "mri_only": "5. MRI-only input (Figs. 4-5)",
     "registration": "6. Registration robustness (Fig. 10)",
-    "out_of_distribution": "7. Out-of-distribution (Fig. 8)",
+    "out_of_distribution": "7. Out-of-distribution and real CTs (Fig. 8)",
     "t1_t2": "8. T1/T2 MRI synergy (Fig. 9)",
     "lambda_maps": "9. Local and optimised λ maps (Fig. 3)",
+    "pet": "11. PET: MSL vs corrected FBP vs MLEM",
     "cost": "10. Cost (same machine, same run)",
 }
 
@@ -74,9 +75,15 @@ def render_results(data: dict[str, Any], path: Path) -> None:
         "",
         "Metrics as DESIGN §3: MAE on [0,1], SSIM = skimage defaults with data_range 1, "
         "MI = skimage normalised mutual information (100 bins, range 1–2), PSNR (data_range 1); "
-        "mean ± std over test slices of held-out subjects.",
+        "mean ± SD over held-out test subjects (per-subject means; per-slice and per-subject "
+        'values are in results.json). Every "A beats B" below is a paired bootstrap 95% CI '
+        "over test subjects (benchmarks/stats.py) that excludes 0; otherwise the comparison "
+        'reads "no measurable difference".',
         "",
     ]
+    findings = _findings(data)
+    if findings:
+        out += ["## Findings (paired 95% CIs over test subjects)", "", *findings, ""]
     for name, title in _TITLES.items():
         res = data["experiments"].get(name)
         out.append(f"## {title}")
@@ -100,3 +107,27 @@ def render_results(data: dict[str, Any], path: Path) -> None:
             out.append(f"![{name}]({fig})")
         out.append(f"\n_{res.get('seconds', 0):.0f} s_\n")
     path.write_text("\n".join(out), encoding="utf-8")
+
+
+def _findings(data: dict[str, Any]) -> list[str]:
+    """One bullet per paired comparison of every experiment; MSL's losses say by how much."""
+    lines = []
+    for name in _TITLES:
+        res = data["experiments"].get(name) or {}
+        for tname, rows in (res.get("tables") or {}).items():
+            if "CI" not in tname:
+                continue
+            for r in rows:
+                v = r.get("verdict")
+                if not v:
+                    continue
+                ctx = ", ".join(
+                    f"{k} {r[k]}"
+                    for k in ("target", "metric", "views", "case", "shift_px", "test_set")
+                    if k in r
+                )
+                ref = str(r.get("reference", ""))
+                loses = ref.startswith("MSL") and v.startswith(str(r.get("method")))
+                tag = " **(MSL loses)**" if loses else ""
+                lines.append(f"- {name} [{ctx}]: {v}{tag}")
+    return lines

@@ -17,7 +17,9 @@ Conditional instance norm (eq. 11)
 Using the back-transformed inputs (not in the paper; config switches)
     ``input_skip`` concatenates the n back-transformed images x0 to the last feature map.
     ``residual`` makes the decoder predict a correction of the λ-blend of the inputs,
-    ``base = (1−λ)·x0_a + λ·x0_b`` (``Σ λ_m x0_m`` for n > 2; absent modalities are zeros):
+    ``base = (1−λ)·x0_a + λ·x0_b`` (``Σ λ_m x0_m`` for n > 2; an absent modality's image is
+    replaced by the mean of the present ones', never by zeros, so that its output does not start
+    from ``logit(0)``; the ``input_skip`` channels keep zeros, marking the absence):
     ``sigmoid(logit(base) + c7s1-1(...))`` (or ``base + c7s1-1(...)`` without sigmoid), so training
     starts from FBP / zero-filled quality instead of from nothing.
     ``refine_channels`` adds full-resolution blocks (3×3 conv → CIN(λ) → ReLU) between that
@@ -225,7 +227,11 @@ class ConditionalDecoder(nn.Module):
         self.out = nn.Conv2d(c_last, 1, 7)
 
     def forward(
-        self, f: torch.Tensor, lam: LambdaLike, x0: torch.Tensor | None = None
+        self,
+        f: torch.Tensor,
+        lam: LambdaLike,
+        x0: torch.Tensor | None = None,
+        base: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Decode ``f`` ``(B, C, N/4, N/4)`` at λ into ``(B, 1, N, N)``.
 
@@ -238,6 +244,10 @@ class ConditionalDecoder(nn.Module):
         x0 : Tensor ``(B, n, N, N)``, optional
             Back-transformed images of all modalities (zeros where absent); required when the
             config has ``input_skip`` or ``residual``.
+        base : Tensor ``(B, n, N, N)``, optional
+            Images whose λ-blend the ``residual`` decoder refines (default ``x0``); the network
+            passes the present modalities' images in place of absent ones
+            (:meth:`MSLFeatures.base_images`).
         """
         cond = lambda_condition(lam, self.n_modalities, f.shape[0], device=f.device, dtype=f.dtype)
         h = f
@@ -252,15 +262,15 @@ class ConditionalDecoder(nn.Module):
         for blk in self.refine:
             h = blk(h, cond, self.embed)
         y = self.out(F.pad(h, (3, 3, 3, 3), mode="reflect"))
-        base = None
+        blend = None
         if self.residual:
-            base = self._blend(x0.to(y.dtype), cond)
+            blend = self._blend((x0 if base is None else base).to(y.dtype), cond)
         if self.output == "sigmoid":
-            if base is not None:
-                y = y + torch.logit(base.clamp(0.0, 1.0), eps=1e-3)
+            if blend is not None:
+                y = y + torch.logit(blend.clamp(0.0, 1.0), eps=1e-3)
             return torch.sigmoid(y)
-        if base is not None:
-            y = y + base
+        if blend is not None:
+            y = y + blend
         if self.output == "clamp":
             return y.clamp(0.0, 1.0)
         return y

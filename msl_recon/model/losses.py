@@ -165,7 +165,8 @@ def msl_losses(
     )
     uses_x0 = net.cfg.input_skip or net.cfg.residual
     skip = torch.cat([j[0].skip_images() for j in jobs], 0) if uses_x0 else None
-    out = net.decoder(fused, conds, skip).reshape(len(jobs), b, *gts[targets[0]].shape[1:])
+    base = torch.cat([j[0].base_images() for j in jobs], 0) if net.cfg.residual else None
+    out = net.decoder(fused, conds, skip, base).reshape(len(jobs), b, *gts[targets[0]].shape[1:])
 
     zero = fused.new_zeros(())
     rec, fusion, aux_l = zero, zero, zero

@@ -68,6 +68,16 @@ class MSLFeatures:
         zeros = torch.zeros_like(ref)
         return torch.cat([self.x0.get(m, zeros) for m in self.modalities], dim=1)
 
+    def base_images(self) -> torch.Tensor:
+        """``(B, n, N, N)``: the residual decoder's base images in model order.
+
+        Present modalities: their back-transformed images. Absent ones: the mean of the present
+        modalities' images, so that the λ-blend that the residual decoder refines is never a
+        zero image (``logit(0)`` would make every absent-modality output start from black).
+        """
+        fill = torch.stack(list(self.x0.values())).mean(0)
+        return torch.cat([self.x0.get(m, fill) for m in self.modalities], dim=1)
+
     def detach(self) -> MSLFeatures:
         """A copy with every tensor detached (e.g. for λ optimisation)."""
 
@@ -161,7 +171,8 @@ class MSLNet(nn.Module):
         ``(B, n)`` or map ``(B, n, H, W)`` (see :func:`msl_recon.model.decoder.lambda_condition`).
         """
         x0 = features.skip_images() if self._uses_x0 else None
-        return self.decoder(features.fused, lam, x0)
+        base = features.base_images() if self.cfg.residual else None
+        return self.decoder(features.fused, lam, x0, base)
 
     @property
     def _uses_x0(self) -> bool:
@@ -183,11 +194,12 @@ class MSLNet(nn.Module):
             raise ValueError("decode_many: all λ must have the same kind (scalar or same-size map)")
         k = len(conds)
         fused = p.repeat(k, *([1] * (p.ndim - 1)))
-        x0 = None
+        x0 = base = None
         if self._uses_x0:
-            s = features.skip_images()
-            x0 = s.repeat(k, 1, 1, 1)
-        out = self.decoder(fused, torch.cat(conds, 0), x0)
+            x0 = features.skip_images().repeat(k, 1, 1, 1)
+        if self.cfg.residual:
+            base = features.base_images().repeat(k, 1, 1, 1)
+        out = self.decoder(fused, torch.cat(conds, 0), x0, base)
         return out.reshape(k, b, *out.shape[1:])
 
     def forward(

@@ -67,25 +67,49 @@ def test_micro_suite_end_to_end(tmp_path):
     assert set(data["experiments"]) == set(EXPERIMENTS)
     for name, res in data["experiments"].items():
         assert "error" not in res, (name, res.get("error"))
-    main_rows = data["experiments"]["main_table"]["tables"]["main"]
+    mt = data["experiments"]["main_table"]
+    main_rows = mt["tables"]["main"]
     methods = {r["method"] for r in main_rows}
     for m in (
         "FBP / zero-filled",
         "TV (single-modality CS)",
         "Joint TV (CS joint CT-MRI)",
+        "Directional TV (CS joint CT-MRI)",
         "pix2pix (MRI→CT, CT→MRI)",
         "DeepFusion",
+        "FBPConvNet (CT)",
+        "Learned Primal-Dual (CT)",
+        "MoDL (MRI)",
         "MSL (CT+MRI)",
         "MSL single-modality",
     ):
         assert m in methods
     for r in main_rows:
         assert {"MAE", "SSIM", "MI", "PSNR"} <= set(r)
+    # paired CIs against MSL, per-slice and per-subject values, budgets and CS choices
+    cis = mt["tables"]["main — paired 95% CI over test subjects"]
+    assert all(r["reference"] == "MSL (CT+MRI)" and r["ci_low"] <= r["ci_high"] for r in cis)
+    scores = mt["scores"]["main"]
+    n_test = 2 * 2  # micro: 2 test subjects × 2 slices
+    assert len(scores["subjects"]) == n_test and len(scores["subject_ids"]) == 2
+    assert len(scores["per_slice"]["MSL (CT+MRI)"]["CT"]["SSIM"]) == n_test
+    budgets = {r["method"]: r for r in mt["tables"]["training budgets"]}
+    assert budgets["deepfusion"]["iterations"] >= 1 and budgets["deepfusion"]["lr"] is not None
+    cs = mt["tables"]["CS weights (validation)"]
+    assert len(cs) == 3 and all(r["grid"] and r["chosen"] for r in cs)
+    assert any("converged" in r for r in main_rows)
     assert len(data["experiments"]["lambda_sweep"]["tables"]["lambda_sweep"]) == 11
     cases = {r["case"] for r in data["experiments"]["sampling_robustness"]["tables"]["robustness"]}
     assert len(cases) == 5
+    shifts = {r["shift_px"] for r in data["experiments"]["registration"]["tables"]["registration"]}
+    assert shifts == {0, 5, 10, 15}
+    pet_methods = {r["method"] for r in data["experiments"]["pet"]["tables"]["pet"]}
+    assert "corrected FBP" in pet_methods and any(m.startswith("MLEM") for m in pet_methods)
+    gain = data["experiments"]["cross_modal_gain"]["tables"]["paired 95% CI over test subjects"]
+    assert {r["views"] for r in gain} == {4, 8}
     text = (out / "RESULTS.md").read_text(encoding="utf-8")
     assert "_not run_" not in text
+    assert "## Findings" in text
     for fig in ("lambda_strip.png", "lambda_curves.png", "methods.png", "robustness.png"):
         assert (out / "figures" / fig).stat().st_size > 1000
     # a second run resumes: nothing is redone

@@ -236,5 +236,13 @@ def test_residual_decoder_starts_from_the_lambda_blend(torch_gen):
     assert torch.allclose(
         net.decode(f, 0.25), (0.75 * f.x0["ct"] + 0.25 * f.x0["t1"]).clamp(lo, hi), atol=1e-5
     )
+    # an absent modality's base is the present modalities' image, not zeros (no logit(1e-3)
+    # start): with MRI only, every λ starts from the zero-filled MRI; the skip input stays 0
     only_mr = net.features_from(f.sensor, f.x0, subset=["t1"])
-    assert float(net.decode(only_mr, 0.0).detach().max()) < 2e-3  # absent CT: the base is zero
+    for lam in (0.0, 0.5, 1.0):
+        assert torch.allclose(net.decode(only_mr, lam), b, atol=1e-5)
+    assert float(only_mr.skip_images()[:, 0].abs().max()) == 0.0
+    only_ct = net.features_from(f.sensor, f.x0, subset=["ct"])
+    assert torch.allclose(net.decode(only_ct, 1.0), a, atol=1e-5)
+    # the training losses see the same base (aux scenarios with one modality absent)
+    assert torch.equal(only_mr.base_images()[:, 0], only_mr.x0["t1"][:, 0])
