@@ -73,7 +73,8 @@ def render_results(data: dict[str, Any], path: Path) -> None:
         + ", ".join(f"{k}={v}" for k, v in data.get("config", {}).items())
         + "`.",
         "",
-        "Metrics as docs/architecture.md (Conventions): MAE on [0,1], SSIM = skimage defaults with data_range 1, "
+        "Metrics as docs/architecture.md (Conventions): MAE on [0,1], SSIM = skimage defaults "
+        "with data_range 1, "
         "MI = skimage normalised mutual information (100 bins, range 1–2), PSNR (data_range 1); "
         "mean ± SD over held-out test subjects (per-subject means; per-slice and per-subject "
         'values are in results.json). Every "A beats B" below is a paired bootstrap 95% CI '
