@@ -343,7 +343,7 @@ def load_paired(
         direction, orientation code, obliquity, DICOM Modality), ``register`` and
         ``registration`` (per MR: :meth:`RegistrationResult.to_dict`).
     """
-    from .intensity import hu_to_unit, normalize_mr
+    from .. import modalities
     from .orientation import CANONICAL, to_canonical
     from .registration import register_affine, resample_like
 
@@ -356,7 +356,10 @@ def load_paired(
     sources = {"ct": _source_info(ct_raw, subject.paths["ct"], "ct", f"{sid} CT")}
     ct_img, orient = to_canonical(ct_raw, default=AIR_HU)
     sources["ct"].update(obliquity_deg=orient["obliquity_deg"], resampled=orient["resampled"])
-    vols: dict[str, Any] = {"ct": ct_img}
+    # every volume is mapped to [0, 1] as a whole (its plug-in's volume_to_unit), then sliced
+    vols: dict[str, Any] = {
+        "ct": _from_array(modalities.get("ct").volume_to_unit(_array(ct_img, f"{sid} CT")), ct_img)
+    }
     reg_info: dict[str, Any] = {}
     for m, path in subject.paths.items():
         if m == "ct":
@@ -386,7 +389,7 @@ def load_paired(
                 f"{sid}: {m} does not overlap the CT in physical space "
                 "(mismatched geometry; check origins/directions or drop --no-register)"
             )
-        vols[m] = _from_array(np.asarray(normalize_mr(arr), dtype=np.float32), ct_img)
+        vols[m] = _from_array(modalities.get(m).volume_to_unit(arr), ct_img)
     ct = _array(ct_img, f"{sid} CT")
     if subject.mask is not None:
         mimg = read_image(subject.mask)
@@ -402,7 +405,7 @@ def load_paired(
     cover = mask.reshape(mask.shape[0], -1).mean(1)
     idx = _pick_slices(cover, n_slices)
     px, px_source = _resolve_pixel_size(pixel_size, ct_img, mask, size)
-    fills = {m: (AIR_HU if m == "ct" else 0.0) for m in vols}
+    fills = {m: 0.0 for m in vols}  # air is 0 on every modality's [0, 1] scale
     raw, mk, grid = _slices(
         vols,
         fills,
@@ -414,8 +417,7 @@ def load_paired(
         what=sid,
     )
     out: dict[str, np.ndarray] = {}
-    for m, v in raw.items():
-        u = np.asarray(hu_to_unit(v), dtype=np.float32) if m == "ct" else v
+    for m, u in raw.items():
         if head_mask:
             u = u * mk
         out[m] = np.clip(u, 0.0, 1.0).astype(np.float32)
@@ -469,24 +471,22 @@ def load_single(
     ``intensity.normalize_mr``. Returns ``({modality: (Z, N, N)}, slice_indices, provenance)``
     (provenance as for :func:`load_paired`, without registration; ``register`` is None).
     """
-    from .intensity import hu_to_unit, normalize_mr
+    from .. import modalities
     from .orientation import CANONICAL, to_canonical
 
     p = Path(path)
     raw = read_image(p)
     _array(raw, str(p))
     sources = {modality: _source_info(raw, p, modality, str(p))}
-    fill = AIR_HU if modality == "ct" else 0.0
+    spec = modalities.get(modality)
+    fill = spec.air_value
     img, orient = to_canonical(raw, default=fill)
     sources[modality].update(obliquity_deg=orient["obliquity_deg"], resampled=orient["resampled"])
     arr = _array(img, str(p))
-    if modality == "ct":
-        mask = arr > -500
-        vol = img
-    else:
-        norm = np.asarray(normalize_mr(arr), dtype=np.float32)
-        mask = norm > 0.05
-        vol = _from_array(norm, img)
+    mask = spec.body_mask(arr)
+    # normalised as a whole volume, then sliced in [0, 1] (fill: its unit value of air)
+    vol = _from_array(spec.volume_to_unit(arr), img)
+    fill = 0.0  # air on the [0, 1] scale
     cover = mask.reshape(arr.shape[0], -1).mean(1)
     idx = _pick_slices(cover, n_slices) if arr.shape[0] > 1 else np.array([0])
     px, px_source = _resolve_pixel_size(pixel_size, img, mask, size)
@@ -500,8 +500,7 @@ def load_single(
         size=size,
         what=str(p),
     )
-    v = sl[modality]
-    u = np.asarray(hu_to_unit(v), dtype=np.float32) if modality == "ct" else v
+    u = sl[modality]
     prov = {
         "canonical_orientation": CANONICAL,
         "pixel_size_mm": px,
@@ -526,15 +525,16 @@ def fit_dataset_pixel_size(subjects: list[SubjectFiles], size: int) -> float:
     canonical orientation and takes the largest :func:`orientation.fit_pixel_size`. Used for
     ``msl-recon simulate --pixel-size fit``.
     """
-    from .intensity import normalize_mr
+    from .. import modalities
     from .orientation import fit_pixel_size, to_canonical
 
     best = 0.0
     for s in subjects:
-        m = "ct" if "ct" in s.paths else next(iter(s.paths))
-        img, _ = to_canonical(read_image(s.paths[m]), default=AIR_HU if m == "ct" else 0.0)
+        m = "ct" if "ct" in s.paths else next(iter(s.paths))  # the CT is the reference image
+        spec = modalities.get(m)
+        img, _ = to_canonical(read_image(s.paths[m]), default=spec.air_value)
         arr = _array(img, s.subject_id)
-        mask = arr > -500 if m == "ct" else np.asarray(normalize_mr(arr)) > 0.05
+        mask = spec.body_mask(arr)
         best = max(best, fit_pixel_size(img, mask, size))
     if best <= 0:
         raise InputError("no subjects to fit the pixel size to")

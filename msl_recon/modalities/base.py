@@ -149,6 +149,20 @@ class Modality(abc.ABC):
 
         raise InputError(f"modality {self.name!r} cannot be simulated from the phantom")
 
+    # ------------------------------------------------------------------ real volumes
+    #: Physical value outside the body (fill of resampling and padding), e.g. −1000 HU for CT.
+    air_value: float = 0.0
+
+    def volume_to_unit(self, volume: np.ndarray) -> np.ndarray:
+        """A whole real volume in physical units → the [0, 1] images (default :meth:`to_unit`;
+        MRI normalises per volume)."""
+        return np.asarray(self.to_unit(volume), dtype=np.float32)
+
+    def body_mask(self, volume: np.ndarray) -> np.ndarray:
+        """Where a real volume (physical units) holds the body (default: > 5 % of the unit
+        range)."""
+        return self.volume_to_unit(volume) > 0.05
+
     # ------------------------------------------------------------------ acquisition
     def validate(self, sim: Any, size: int, **flags: Any) -> None:  # noqa: B027 - optional hook
         """Raise ``InputError`` if the simulation settings ``sim`` cannot make this modality's

@@ -133,6 +133,11 @@ class CTModality(Modality):
 
         return unit_to_hu(u)
 
+    air_value = -1000.0
+
+    def body_mask(self, volume: np.ndarray) -> np.ndarray:
+        return np.asarray(volume) > -500.0  # soft tissue and bone, not air
+
     def from_phantom(
         self, subject: Any, rng: np.random.Generator, *, fine: bool = False
     ) -> np.ndarray | None:

@@ -262,6 +262,11 @@ class MRIModality(Modality):
         self.raw_key = f"{name}_kspace"
         self.h5_group = f"mr/{name}"
 
+    def volume_to_unit(self, volume: np.ndarray) -> np.ndarray:
+        from ..data.intensity import normalize_mr
+
+        return np.asarray(normalize_mr(volume), dtype=np.float32)
+
     def from_phantom(
         self, subject: Any, rng: np.random.Generator, *, fine: bool = False
     ) -> np.ndarray | None:
