@@ -128,6 +128,9 @@ def sparse_images(
         spec = modalities.get(m)
         if spec.raw_key not in batch:
             continue
-        x = sparse_image(spec.measurement(batch), op, clip=clip)
+        with torch.no_grad():  # the plug-in's back-transform (e.g. PET: corrected FBP)
+            x = spec.back_transform(spec.measurement(batch), op)
+        if clip:
+            x = x.clamp(0.0, 1.0)
         out[m] = x.to(torch.float32).unsqueeze(-3)
     return out

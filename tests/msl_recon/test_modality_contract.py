@@ -127,6 +127,13 @@ def test_contract_end_to_end(mods: tuple[str, ...], datasets, tmp_path: Path) ->
         gt = batch[m][:, 0]
         corr = np.corrcoef(x0.flatten().numpy(), gt.flatten().numpy())[0, 1]
         assert corr > 0.5, f"{m}: back-transform correlates {corr:.2f} with the ground truth"
+    # the baselines' analytical images use the same back-transforms
+    from msl_recon.baselines import sparse_images
+
+    sp = sparse_images(batch, ops)
+    assert set(sp) == set(mods)
+    for m in mods:
+        assert sp[m].shape == (len(ds), 1, N, N) and torch.isfinite(sp[m]).all()
     # model: loss and gradients with every modality present
     cfg = tiny_config(modalities=ds.modalities)
     torch.manual_seed(0)
