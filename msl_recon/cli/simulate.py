@@ -91,7 +91,7 @@ def _load_geometry(
         raise UserError(f"--size must be ≥ 8, got {n}")
     try:
         with _truncation_checked_later():
-            return geo.preset(preset, image_size=n, n_views=views), n
+            return geo.preset(preset, image_size=n, n_views=64 if views is None else views), n
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
@@ -172,7 +172,10 @@ def simulate_cmd(
         None, "--geometry", help="CT geometry JSON (CTGeometry.to_dict()); overrides --preset."
     ),
     views: int | None = typer.Option(
-        64, min=1, help="CT views over the scan arc (default 64, the MSL paper's sparse scan)."
+        None,
+        min=1,
+        help="CT views over the scan arc (default: 64, the MSL paper's sparse scan, for a "
+        "preset; the file's for --geometry).",
     ),
     trajectory: str = typer.Option("cartesian", help="MRI sampling: cartesian or radial."),
     acceleration: float = typer.Option(4.0, help="MRI acceleration R (1/R of k-space)."),
