@@ -178,8 +178,8 @@ def test_rire_and_synthrad_simulate(rire, synthrad, tmp_path):
                 "--out",
                 str(out2),
                 "-q",
-        "--acquisition",
-        "paper",
+                "--acquisition",
+                "paper",
             ]
         )
         == 0
@@ -242,8 +242,8 @@ def test_shipped_dicom_head_ct(tmp_path):
                 "--out",
                 str(out),
                 "-q",
-        "--acquisition",
-        "paper",
+                "--acquisition",
+                "paper",
             ]
         )
         == 0
