@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["TrainResult", "seeded", "train_loop"]
+__all__ = ["TrainResult", "fit_with_validation", "seeded", "train_loop"]
 
 
 @contextmanager
@@ -174,3 +174,27 @@ def train_loop(
     res.seconds = time.perf_counter() - t0
     model.eval()
     return res
+
+
+def fit_with_validation(
+    model: nn.Module,
+    loss_fn: Callable[..., torch.Tensor],
+    batches: Iterable[Any],
+    *,
+    prepare: Callable[[Any], tuple[Any, ...]],
+    val_batches: Iterable[Any] | None = None,
+    **train_kwargs: Any,
+) -> nn.Module:
+    """Train ``model`` with :func:`train_loop`, selecting its parameters by the mean
+    ``loss_fn`` on ``val_batches`` (if given); the record goes to ``model.train_result``."""
+    val_fn = None
+    if val_batches is not None:
+        vb = [prepare(b) for b in val_batches]
+
+        def val_fn(m: nn.Module) -> float:
+            return sum(float(loss_fn(m, *b)) for b in vb) / len(vb)
+
+    model.train_result = train_loop(
+        model, loss_fn, batches, prepare=prepare, val_fn=val_fn, **train_kwargs
+    )
+    return model

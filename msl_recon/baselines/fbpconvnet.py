@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ._cnn import SkipUNet
-from ._train import TrainResult, seeded, train_loop
+from ._train import TrainResult, fit_with_validation, seeded
 
 __all__ = ["FBPConvNet", "reconstruct_fbpconvnet", "train_fbpconvnet"]
 
@@ -100,28 +100,19 @@ def train_fbpconvnet(
     """
     with seeded(seed):
         model = FBPConvNet(base=base, levels=levels).to(device)
-    prep = prepare or (lambda b: (b[0], b[1]))
-    val_fn = None
-    if val_batches is not None:
-        vb = [prep(b) for b in val_batches]
-
-        def val_fn(m: nn.Module) -> float:
-            return sum(float(_mse(m, *b)) for b in vb) / len(vb)
-
-    model.train_result = train_loop(
+    return fit_with_validation(
         model,
         _mse,
         batches,
+        prepare=prepare or (lambda b: (b[0], b[1])),
+        val_batches=val_batches,
         time_budget_s=time_budget_s,
         lr=lr,
         seed=seed,
         max_steps=max_steps,
-        prepare=prep,
-        val_fn=val_fn,
         val_every=val_every,
         progress=progress,
     )
-    return model
 
 
 @torch.no_grad()

@@ -26,7 +26,7 @@ from torch import nn
 from operators import LinearOperator
 
 from ._cnn import ConvNet
-from ._train import TrainResult, seeded, train_loop
+from ._train import TrainResult, fit_with_validation, seeded
 
 __all__ = ["LearnedPrimalDual", "reconstruct_lpd", "train_lpd"]
 
@@ -148,28 +148,19 @@ def train_lpd(
         model = LearnedPrimalDual(
             ray, n_iter=n_iter, n_primal=n_primal, n_dual=n_dual, width=width, op_norm=norm
         ).to(device)
-    prep = prepare or (lambda b: (b[0], b[1]))
-    val_fn = None
-    if val_batches is not None:
-        vb = [prep(b) for b in val_batches]
-
-        def val_fn(m: nn.Module) -> float:
-            return sum(float(_mse(m, *b)) for b in vb) / len(vb)  # type: ignore[arg-type]
-
-    model.train_result = train_loop(
+    return fit_with_validation(
         model,
         _mse,
         batches,
+        prepare=prepare or (lambda b: (b[0], b[1])),
+        val_batches=val_batches,
         time_budget_s=time_budget_s,
         lr=lr,
         seed=seed,
         max_steps=max_steps,
-        prepare=prep,
-        val_fn=val_fn,
         val_every=val_every,
         progress=progress,
     )
-    return model
 
 
 @torch.no_grad()

@@ -29,7 +29,7 @@ from torch import nn
 from operators import LinearOperator
 
 from ._cnn import ConvNet
-from ._train import TrainResult, seeded, train_loop
+from ._train import TrainResult, fit_with_validation, seeded
 
 __all__ = ["MoDL", "cg_solve", "reconstruct_modl", "train_modl"]
 
@@ -219,28 +219,19 @@ def train_modl(
         model = MoDL(op, coil_maps=coil_maps, n_iter=n_iter, cg_iter=cg_iter, width=width).to(
             device
         )
-    prep = prepare or (lambda b: tuple(b))
-    val_fn = None
-    if val_batches is not None:
-        vb = [prep(b) for b in val_batches]
-
-        def val_fn(m: nn.Module) -> float:
-            return sum(float(_loss(m, *b)) for b in vb) / len(vb)  # type: ignore[arg-type]
-
-    model.train_result = train_loop(
+    return fit_with_validation(
         model,
         _loss,
         batches,
+        prepare=prepare or (lambda b: tuple(b)),
+        val_batches=val_batches,
         time_budget_s=time_budget_s,
         lr=lr,
         seed=seed,
         max_steps=max_steps,
-        prepare=prep,
-        val_fn=val_fn,
         val_every=val_every,
         progress=progress,
     )
-    return model
 
 
 @torch.no_grad()

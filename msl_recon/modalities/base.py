@@ -28,13 +28,26 @@ these members; it never branches on a modality's name.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-__all__ = ["Modality", "ModalityReader", "ModalitySimulator"]
+__all__ = ["Modality", "ModalityReader", "ModalitySimulator", "lru_get"]
+
+
+def lru_get(cache: OrderedDict, key: Any, make: Callable[[], Any], size: int = 16) -> Any:
+    """``cache[key]``, built by ``make()`` on a miss; keeps the ``size`` most recent entries
+    (the plug-ins cache operators with an expensive set-up this way)."""
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = cache[key] = make()
+    while len(cache) > size:
+        cache.popitem(last=False)
+    return value
 
 
 class ModalityReader(abc.ABC):

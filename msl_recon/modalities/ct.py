@@ -22,11 +22,10 @@ import torch
 
 from ..errors import InputError
 from . import register
-from .base import Modality, ModalityReader, ModalitySimulator
+from .base import Modality, ModalityReader, ModalitySimulator, lru_get
 
 __all__ = ["CTModality", "ct_operator"]
 
-_CACHE_SIZE = 16
 _ct_cache: OrderedDict[str, Any] = OrderedDict()
 
 
@@ -34,15 +33,7 @@ def ct_operator(geometry: Any) -> Any:
     """Cached :class:`operators.RayTransform` for ``geometry`` (system matrix built lazily)."""
     from operators import RayTransform
 
-    key = geometry.fingerprint()
-    if key in _ct_cache:
-        _ct_cache.move_to_end(key)
-        return _ct_cache[key]
-    op = RayTransform(geometry)
-    _ct_cache[key] = op
-    while len(_ct_cache) > _CACHE_SIZE:
-        _ct_cache.popitem(last=False)
-    return op
+    return lru_get(_ct_cache, geometry.fingerprint(), lambda: RayTransform(geometry))
 
 
 class _CTSimulator(ModalitySimulator):

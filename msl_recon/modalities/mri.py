@@ -29,7 +29,7 @@ import torch
 
 from ..errors import InputError
 from . import register
-from .base import Modality, ModalityReader, ModalitySimulator
+from .base import Modality, ModalityReader, ModalitySimulator, lru_get
 
 __all__ = ["MRIModality"]
 
@@ -40,12 +40,7 @@ def _nufft(traj: Any, shape: tuple[int, int]) -> Any:
     from operators import NUFFT
 
     key = (traj.fingerprint(), shape)
-    if key not in _nufft_cache:
-        _nufft_cache[key] = NUFFT(traj, image_shape=shape)
-        while len(_nufft_cache) > 16:
-            _nufft_cache.popitem(last=False)
-    _nufft_cache.move_to_end(key)
-    return _nufft_cache[key]
+    return lru_get(_nufft_cache, key, lambda: NUFFT(traj, image_shape=shape))
 
 
 class _MRSimulator(ModalitySimulator):

@@ -164,25 +164,22 @@ class _PETReader(ModalityReader):
         }
 
 
-class _PETOperator:
-    """Factory of the batch's PET system operator with its correction data attached."""
+def _pet_operator(batch: Mapping[str, Any], acq: PETAcquisition, device: Any) -> Any:
+    """The batch's system operator ``x ↦ s·40·a ⊙ A(Bx)`` in the model's units, carrying what
+    the corrected FBP needs besides the linear model (attenuation, background, scale)."""
+    from ..data.pet import PET_REF_KBQ_ML
+    from ..data.pet_sim import pet_system_operator
 
-    @staticmethod
-    def build(batch: Mapping[str, Any], acq: PETAcquisition, device: Any) -> Any:
-        from ..data.pet import PET_REF_KBQ_ML
-        from ..data.pet_sim import pet_system_operator
-
-        attn = torch.as_tensor(batch["pet_attn"]).to(device)
-        scale = torch.as_tensor(batch["pet_scale"], dtype=torch.float64).reshape(-1)
-        op = pet_system_operator(
-            acq.geometry, attn.double(), scale.cpu() * PET_REF_KBQ_ML, fwhm_mm=acq.fwhm_mm
-        )
-        # what the corrected FBP needs besides the linear model
-        op.pet_attenuation = attn
-        op.pet_background = torch.as_tensor(batch["pet_bg"]).to(device)
-        op.pet_scale = scale
-        op.pet_acquisition = acq
-        return op
+    attn = torch.as_tensor(batch["pet_attn"]).to(device)
+    scale = torch.as_tensor(batch["pet_scale"], dtype=torch.float64).reshape(-1)
+    op = pet_system_operator(
+        acq.geometry, attn.double(), scale.cpu() * PET_REF_KBQ_ML, fwhm_mm=acq.fwhm_mm
+    )
+    op.pet_attenuation = attn
+    op.pet_background = torch.as_tensor(batch["pet_bg"]).to(device)
+    op.pet_scale = scale
+    op.pet_acquisition = acq
+    return op
 
 
 class PETModality(Modality):
@@ -265,7 +262,7 @@ class PETModality(Modality):
         for key in ("pet_attn", "pet_bg", "pet_scale"):
             if key not in batch:
                 raise InputError(f"the PET batch lacks {key!r} (attenuation/background/scale)")
-        return _PETOperator.build(batch, acquisition, device)
+        return _pet_operator(batch, acquisition, device)
 
     def back_transform(self, y: torch.Tensor, op: Any) -> torch.Tensor:
         from ..data.pet_sim import pet_fbp
