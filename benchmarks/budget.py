@@ -1,10 +1,10 @@
 """Equal training budgets: every learned method trains for the same wall time, at a learning
 rate chosen on validation from a short run of each candidate.
 
-MSL's training loop takes an iteration count (its learning-rate schedule needs the total), so
-:func:`msl_iterations` times a short calibration run of the same config and converts the
-budget into iterations. The CNN baselines train by :func:`budget_fit` (pix2pix, DeepFusion) or
-by their own ``train_xxx(time_budget_s=...)`` (FBPConvNet, LPD, MoDL); all keep the parameters
+MSL trains with the loop's own clock (``TrainOptions.time_budget_s``, see
+:meth:`benchmarks.context.Context.msl_model`; the checkpoint choice on validation counts
+against the budget). The CNN baselines train by :func:`budget_fit` (pix2pix, DeepFusion) or by
+their own ``train_xxx(time_budget_s=...)`` (FBPConvNet, LPD, MoDL); all keep the parameters
 that score best on validation.
 """
 
@@ -17,65 +17,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["budget_fit", "msl_iterations", "msl_lr", "tune_lr"]
-
-
-def msl_iterations(
-    ctx: Any,
-    config: str,
-    modalities: tuple[str, ...],
-    budget_s: float,
-    random_views: tuple[int, ...] | None,
-    data: str,
-) -> int:
-    """Iterations of an MSL run that fill ``budget_s`` seconds (calibrated once per config).
-
-    The per-iteration cost is the slope between two short runs, so the start-up of a run is
-    not counted as training time.
-    """
-    from msl_recon.training.loop import TrainOptions, train
-
-    key = f"spi/{_config_key(config)}/{'+'.join(modalities)}/{data}"
-    spi = ctx.timings.get(key)
-    if spi is None:
-        # two runs, n1 and n2 iterations: their difference removes the start-up cost (data,
-        # model, first-iteration allocations), which dominates a short run
-        n1, n2 = (1, 3) if ctx.suite.name == "micro" else (2, 10)
-        secs = []
-        for n in (n1, n2):
-            t0 = time.perf_counter()
-            train(
-                TrainOptions(
-                    data=ctx.dataset_dir(data),
-                    out=ctx.cache / "calibration",
-                    config=config,
-                    modalities=modalities,
-                    iterations=n,
-                    batch_size=ctx.suite.batch_size,
-                    seed=0,
-                    device=str(ctx.device),
-                    checkpoint_every=10**9,
-                    checkpoint_minutes=1e9,
-                    val_every=0,
-                    random_views=random_views,
-                    overwrite=True,
-                    progress=False,
-                    tensorboard=False,
-                )
-            )
-            secs.append(time.perf_counter() - t0)
-        # the slope, but never below half the long run's mean (timing noise on a busy
-        # machine can make the difference tiny or negative)
-        spi = max((secs[1] - secs[0]) / (n2 - n1), 0.5 * secs[1] / n2)
-        ctx.record(key, spi)
-    return max(2, int(budget_s / spi))
-
-
-def _config_key(config: str) -> str:
-    """A short key of a config spec (its file stem or name)."""
-    from pathlib import Path
-
-    return Path(config).stem
+__all__ = ["budget_fit", "msl_lr", "tune_lr"]
 
 
 def msl_lr(ctx: Any, modalities: tuple[str, ...] = ("ct", "t1")) -> float:

@@ -43,26 +43,38 @@ def _batches(arrays: Any, batch: int, seed: int) -> list[tuple[torch.Tensor, ...
     ] or [tuple(a for a in arrays)]
 
 
-def _run(ctx: Any, key: str, make: Any, fit: Any, score: Any) -> Any:
-    """Tune the lr on validation by short runs, then train for the budget; cache the state."""
+def _run(ctx: Any, key: str, make: Any, train: Any, score: Any) -> Any:
+    """Tune the lr on validation by short runs, then train for the budget; cache the state.
+
+    ``make()`` builds an untrained model (only to load a cached state); ``train(lr, seconds)``
+    returns ``(model, info)``, the validation-best model of a run of that length.
+    """
     s = ctx.suite
     path = ctx.cache / f"{key}.pt"
     if path.exists():
-        model = make(s.lr_grid_cnn[0])
+        model = make()
         model.load_state_dict(torch.load(path, map_location=ctx.device))
         return model.eval()
-
-    def short(lr: float, seconds: float) -> Any:
-        m = make(lr)
-        fit(m, seconds)
-        return m
-
-    lr, scores = tune_lr(short, score, s.lr_grid_cnn, s.lr_budget_s)
-    model = make(lr)
-    info = fit(model, s.budget_s)
+    lr, scores = tune_lr(lambda lr, sec: train(lr, sec)[0], score, s.lr_grid_cnn, s.lr_budget_s)
+    model, info = train(lr, s.budget_s)
     ctx.record(f"train/{key}", {**info, "lr": lr, "lr_val_scores": scores})
     torch.save(model.state_dict(), path)
     return model.eval()
+
+
+def _budget_trainer(make: Any, batches: Any, score: Any) -> Any:
+    """``train(lr, seconds)`` of a model with a ``train_step`` (pix2pix, DeepFusion)."""
+
+    def train(lr: float, seconds: float) -> tuple[Any, dict]:
+        m = make(lr)
+        return m, budget_fit(m, m.train_step, batches, seconds, val_fn=lambda: score(m))
+
+    return train
+
+
+def _info(t: Any) -> dict:
+    r = t.train_result
+    return {"iterations": r.steps, "seconds": r.seconds, "best_step": r.best_step}
 
 
 def pix2pix(ctx: Any, direction: str) -> Any:
@@ -81,10 +93,8 @@ def pix2pix(ctx: Any, direction: str) -> Any:
         pred = m.predict(va[f"sp_{src}"].to(ctx.device)).cpu()
         return float(torch.mean(torch.abs(pred - va[f"gt_{tgt}"])))
 
-    def fit(m: Any, seconds: float) -> dict:
-        return budget_fit(m, m.train_step, batches, seconds, val_fn=lambda: score(m))
-
-    return _run(ctx, f"pix2pix-{direction}", make, fit, score)
+    train = _budget_trainer(make, batches, score)
+    return _run(ctx, f"pix2pix-{direction}", lambda: make(s.lr_grid_cnn[0]), train, score)
 
 
 def deepfusion(ctx: Any) -> Any:
@@ -107,10 +117,8 @@ def deepfusion(ctx: Any) -> Any:
             + torch.mean(torch.abs(mr.cpu() - va[f"gt_{MR}"]))
         )
 
-    def fit(m: Any, seconds: float) -> dict:
-        return budget_fit(m, m.train_step, batches, seconds, val_fn=lambda: score(m))
-
-    return _run(ctx, "deepfusion", make, fit, score)
+    train = _budget_trainer(make, batches, score)
+    return _run(ctx, "deepfusion", lambda: make(s.lr_grid_cnn[0]), train, score)
 
 
 def fbpconvnet(ctx: Any) -> Any:
@@ -122,26 +130,22 @@ def fbpconvnet(ctx: Any) -> Any:
     tr, va = _split_arrays(ctx, "train"), _split_arrays(ctx, "val", ctx.val_indices_of("val"))
     batches = _batches((tr[f"sp_{CT}"], tr[f"gt_{CT}"]), s.batch_size, s.seed)
     vb = [(va[f"sp_{CT}"], va[f"gt_{CT}"])]
-    holder: dict[str, Any] = {}
 
-    def make(lr: float) -> Any:
-        holder["lr"] = lr
+    def make() -> Any:
         with seeded(s.seed):
             return FBPConvNet(base=s.cnn_base).to(ctx.device)
 
-    def fit(m: Any, seconds: float) -> dict:
+    def train(lr: float, seconds: float) -> tuple[Any, dict]:
         t = train_fbpconvnet(
             [(a.to(ctx.device), b.to(ctx.device)) for a, b in batches],
             time_budget_s=seconds,
-            lr=holder["lr"],
+            lr=lr,
             device=ctx.device,
             seed=s.seed,
             base=s.cnn_base,
             val_batches=[(a.to(ctx.device), b.to(ctx.device)) for a, b in vb],
         )
-        m.load_state_dict(t.state_dict())
-        r = t.train_result
-        return {"iterations": r.steps, "seconds": r.seconds, "best_step": r.best_step}
+        return t, _info(t)
 
     def score(m: Any) -> float:
         from msl_recon.baselines import reconstruct_fbpconvnet
@@ -149,7 +153,7 @@ def fbpconvnet(ctx: Any) -> Any:
         pred = reconstruct_fbpconvnet(m, vb[0][0].to(ctx.device)).cpu()
         return float(torch.mean(torch.abs(pred - vb[0][1])))
 
-    return _run(ctx, "fbpconvnet", make, fit, score)
+    return _run(ctx, "fbpconvnet", make, train, score)
 
 
 def _raw(ctx: Any, split: str, m: str, idx: list[int] | None = None) -> list[dict]:
@@ -171,20 +175,16 @@ def lpd(ctx: Any) -> Any:
     ray = ops.RayTransform(ds.geometry)
     batches = [(b[key].to(ctx.device), b[CT].to(ctx.device)) for b in tr]
     vb = [(b[key].to(ctx.device), b[CT].to(ctx.device)) for b in va]
-    holder: dict[str, Any] = {}
 
-    def make(lr: float) -> Any:
-        holder["lr"] = lr
+    def make() -> Any:
         return LearnedPrimalDual(ray).to(ctx.device)
 
-    def fit(m: Any, seconds: float) -> dict:
+    def train(lr: float, seconds: float) -> tuple[Any, dict]:
         t = train_lpd(
-            batches, ray, time_budget_s=seconds, lr=holder["lr"], device=ctx.device,
-            seed=s.seed, val_batches=vb,
+            batches, ray, time_budget_s=seconds, lr=lr, device=ctx.device, seed=s.seed,
+            val_batches=vb,
         )  # fmt: skip
-        m.load_state_dict(t.state_dict())
-        r = t.train_result
-        return {"iterations": r.steps, "seconds": r.seconds, "best_step": r.best_step}
+        return t, _info(t)
 
     def score(m: Any) -> float:
         return sum(
@@ -192,7 +192,7 @@ def lpd(ctx: Any) -> Any:
             for y, t in vb
         ) / len(vb)
 
-    return _run(ctx, "lpd", make, fit, score)
+    return _run(ctx, "lpd", make, train, score)
 
 
 class _BatchOperator:
@@ -242,26 +242,22 @@ def modl(ctx: Any) -> tuple[Any, _BatchOperator]:
         return out
 
     batches, vb = prep(tr), prep(va)
-    holder: dict[str, Any] = {}
 
-    def make(lr: float) -> Any:
-        holder["lr"] = lr
+    def make() -> Any:
         return MoDL(bop).to(ctx.device)
 
-    def fit(m: Any, seconds: float) -> dict:
+    def train(lr: float, seconds: float) -> tuple[Any, dict]:
         t = train_modl(
-            batches, bop, time_budget_s=seconds, lr=holder["lr"], device=ctx.device,
-            seed=s.seed, val_batches=vb,
+            batches, bop, time_budget_s=seconds, lr=lr, device=ctx.device, seed=s.seed,
+            val_batches=vb,
         )  # fmt: skip
-        m.load_state_dict(t.state_dict())
-        r = t.train_result
-        return {"iterations": r.steps, "seconds": r.seconds, "best_step": r.best_step}
+        return t, _info(t)
 
     def score(m: Any) -> float:
         return sum(
             float(torch.mean(torch.abs(reconstruct_modl(m, k).cpu() - t.cpu()))) for k, t in vb
         ) / len(vb)
 
-    model = _run(ctx, "modl", make, fit, score)
+    model = _run(ctx, "modl", make, train, score)
     model.op = bop
     return model, bop

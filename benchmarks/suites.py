@@ -178,7 +178,7 @@ SUITES: dict[str, Suite] = {
         cs_robustness=(),
         val_slices=8,
         ood_subjects=10,
-        pet_subjects=20,
+        pet_subjects=36,  # 6 test subjects
     ),
     # the paper's scale: for a GPU
     "paper": Suite(

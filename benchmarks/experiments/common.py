@@ -60,11 +60,12 @@ def main_model(ctx: Context) -> Any:
 
 
 def train_row(ctx: Context, run: Path, label: str) -> dict[str, Any]:
-    """Iterations, seconds and lr of an MSL run."""
+    """Iterations, seconds (training + checkpoint choice on validation) and lr of an MSL run."""
     info = ctx.run_info(run)
     return {
         "method": label,
         "iterations": info["iterations"],
         "seconds": info["seconds"],
+        "select_s": info.get("select_s"),
         "lr": info.get("lr"),
     }

@@ -43,6 +43,11 @@ def train_cmd(
         None, "--modalities", help="Comma list in config order, e.g. ct,t1 (mr = t1)."
     ),
     iterations: int | None = typer.Option(None, "--iterations", min=1, help="Total steps."),
+    time_budget: float | None = typer.Option(
+        None,
+        "--time-budget",
+        help="Stop after this many seconds of training (then --iterations is only a cap).",
+    ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Per process."),
     lr: float | None = typer.Option(None, "--lr", help="Adam learning rate (> 0)."),
     seed: int | None = typer.Option(
@@ -67,6 +72,12 @@ def train_cmd(
     modality_dropout: float | None = typer.Option(
         None, "--modality-dropout", min=0.0, max=1.0, help="P(batch keeps one modality), def. 0."
     ),
+    shift_augment: str | None = typer.Option(
+        None,
+        "--shift-augment",
+        help="MOD=PX[,MOD=PX]: re-acquire MOD from its ground truth shifted by up to ±PX pixels "
+        "per axis while the target stays (learns to undo misregistration), e.g. ct=4.",
+    ),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads."),
     resume: bool = typer.Option(False, "--resume", help="Continue OUT/last.pt exactly."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty OUT."),
@@ -85,6 +96,7 @@ def train_cmd(
         config=config,
         modalities=canonical_modalities(modalities),
         iterations=iterations,
+        time_budget_s=time_budget,
         batch_size=batch_size,
         lr=lr,
         seed=seed,
@@ -97,6 +109,7 @@ def train_cmd(
         random_views=_parse_ints(random_views, "--random-views"),
         random_acceleration=_parse_floats(random_acceleration, "--random-acceleration", 1.0),
         modality_dropout=modality_dropout,
+        shift_augment=_parse_shifts(shift_augment),
         resume=resume,
         overwrite=overwrite,
         progress=not quiet,
@@ -119,3 +132,22 @@ def train_cmd(
 def register(app: typer.Typer) -> None:
     """Add ``train`` to the ``msl-recon`` app."""
     app.command("train")(train_cmd)
+
+
+def _parse_shifts(spec: str | None) -> dict[str, float] | None:
+    """``"ct=4,t1=2"`` -> ``{"ct": 4.0, "t1": 2.0}`` (canonical modality names)."""
+    if spec is None:
+        return None
+    from .. import modalities
+
+    out: dict[str, float] = {}
+    for part in spec.split(","):
+        name, sep, px = part.partition("=")
+        try:
+            value = float(px)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise UserError(f"--shift-augment: expected MOD=PIXELS, got {part!r}")
+        out[modalities.get(name.strip()).name] = value  # unknown names: the registry's error
+    return out

@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["collate", "lam_for_modality", "measurement", "move_batch", "randomize_batch"]
+__all__ = [
+    "collate",
+    "lam_for_modality",
+    "measurement",
+    "move_batch",
+    "randomize_batch",
+    "shift_augment",
+]
 
 
 def collate(dataset: Any, indices: np.ndarray) -> dict[str, Any]:
@@ -99,3 +106,52 @@ def randomize_batch(
     if modality_dropout > 0 and len(modalities) > 1 and gen.random() < modality_dropout:
         present = (modalities[int(gen.integers(len(modalities)))],)
     return batch, acquisition, present
+
+
+def shift_augment(
+    batch: dict[str, Any],
+    ops: dict[str, Any],
+    max_shift_px: dict[str, float],
+    gen: np.random.Generator,
+) -> dict[str, Any]:
+    """Misregistration augmentation: re-acquire a modality from its shifted ground truth.
+
+    For every modality ``m`` in ``max_shift_px`` that is in ``ops``, each slice's ground truth is
+    translated by a random shift, uniform in ``±max_shift_px[m]`` pixels per axis (bilinear,
+    air/zero enters at the border), and its raw data is replaced by the batch operator applied
+    to the shifted image (noise-free, on the reconstruction grid); the target ``batch[m]`` stays
+    in the reference frame. The network thus learns to return ``m`` in the frame of the other
+    modalities, the "warp CT into the MRI frame" of the paper's misalignment experiment.
+
+    Parameters
+    ----------
+    batch : dict
+        Collated batch on the device, ground truth ``batch[m]`` ``(B, 1, N, N)`` in [0, 1].
+    ops : dict
+        Modality -> the batch's forward operator (:func:`msl_recon.model.build_operators`).
+    max_shift_px : dict
+        Modality -> largest shift (pixels, per axis, ≥ 0).
+    gen : numpy Generator
+        Source of the shifts (the loop's per-iteration generator).
+
+    Returns
+    -------
+    dict
+        A new batch dict with the re-acquired raw data.
+    """
+    from .. import modalities
+    from ..baselines.fusion import shift_image
+
+    out = dict(batch)
+    for m, smax in max_shift_px.items():
+        if m not in ops:
+            continue
+        gt = batch[m].float()
+        shifts = gen.uniform(-float(smax), float(smax), size=(gt.shape[0], 2))
+        moved = torch.cat(
+            [shift_image(gt[i : i + 1], (shifts[i, 0], shifts[i, 1])) for i in range(gt.shape[0])]
+        )
+        key = modalities.get(m).raw_key
+        y = ops[m](moved[:, 0])
+        out[key] = y.to(batch[key].dtype).reshape(batch[key].shape)
+    return out

@@ -27,7 +27,7 @@ import torch
 
 from ..errors import InputError
 from ..modalities.acquisition import acquisition_to_dict
-from .batches import collate, move_batch, randomize_batch
+from .batches import collate, move_batch, randomize_batch, shift_augment
 from .checkpoint import (
     capture_rng_state,
     config_from_dict,
@@ -191,12 +191,18 @@ def _train(
         seed = int(saved.get("seed", 0))
         batch_size = int(saved.get("batch_size"))
         iterations = int(saved["iterations"] if opts.iterations is None else opts.iterations)
+        if saved.get("time_budget_s") and opts.iterations is None and opts.time_budget_s is None:
+            raise InputError(
+                "--resume: the run was stopped by a time budget; pass --time-budget SECONDS "
+                "(the time to train on) or --iterations N"
+            )
         # exact resume: the randomisation and loss settings of the run, not of the command line
         opts = dataclasses.replace(
             opts,
             random_views=tuple(saved.get("random_views") or ()) or None,
             random_acceleration=tuple(saved.get("random_acceleration") or ()) or None,
             modality_dropout=float(saved.get("modality_dropout", 0.0)),
+            shift_augment=dict(saved.get("shift_augment") or {}) or None,
             loss_weights=dict(saved.get("loss_weights") or {}) or None,
         )
     else:
@@ -206,15 +212,23 @@ def _train(
             modalities = tuple(_cfg(cfg, "modalities", ()) or ()) or None
         seed = 0 if opts.seed is None else int(opts.seed)
         batch_size = int(_cfg(cfg, "batch_size", 4) if opts.batch_size is None else opts.batch_size)
-        iterations = int(
-            _cfg(cfg, "iterations", 1000) if opts.iterations is None else opts.iterations
-        )
+        if opts.iterations is not None:
+            iterations = int(opts.iterations)
+        elif opts.time_budget_s is not None:
+            iterations = 10**9  # the wall-time budget ends the run
+        else:
+            iterations = int(_cfg(cfg, "iterations", 1000))
         opts = dataclasses.replace(opts, modality_dropout=float(opts.modality_dropout or 0.0))
     train_ds, val_ds = _open_datasets(opts, modalities)  # validated before the run dir exists
     modalities = tuple(train_ds.modalities) if modalities is None else modalities
     missing = [m for m in modalities if m not in train_ds.modalities]
     if missing:
         raise InputError(f"modalities {missing} not in the training data {train_ds.modalities}")
+    for m, smax in (opts.shift_augment or {}).items():
+        if m not in modalities:
+            raise InputError(f"--shift-augment: {m!r} is not a modality of the model {modalities}")
+        if not (float(smax) >= 0 and math.isfinite(float(smax))):
+            raise InputError(f"--shift-augment: the shift of {m!r} must be ≥ 0 pixels, got {smax}")
     n_px = int(train_ds[0][modalities[0]].shape[-1])
     if ckpt is not None and int(_cfg(cfg, "image_size", n_px)) != n_px:
         raise InputError(
@@ -284,6 +298,8 @@ def _train(
         "modality_dropout": float(opts.modality_dropout),
         "data": str(opts.data),
         "loss_weights": dict(weights or {}),
+        "time_budget_s": opts.time_budget_s,
+        "shift_augment": dict(opts.shift_augment or {}),
     }
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -302,19 +318,27 @@ def _train(
     if opts.progress and info.is_main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=iterations, initial=iteration, desc="train", unit="it", dynamic_ncols=True)
+        total = None if opts.iterations is None and opts.time_budget_s is not None else iterations
+        bar = tqdm(total=total, initial=iteration, desc="train", unit="it", dynamic_ncols=True)
 
     last_save = time.monotonic()
+    budget = None if opts.time_budget_s is None else float(opts.time_budget_s)
+    every_s = None if opts.checkpoint_every_s is None else float(opts.checkpoint_every_s)
+    next_named = every_s
 
-    def time_due() -> bool:
-        """Whether ``checkpoint_minutes`` passed (rank 0's clock decides for every rank)."""
-        due = bool(opts.checkpoint_minutes) and (
-            time.monotonic() - last_save >= 60.0 * float(opts.checkpoint_minutes)
-        )
+    def agreed(due: bool) -> bool:
+        """Rank 0's clock decides for every rank."""
         if info.enabled:
             flag = torch.tensor(float(due and info.is_main), device=device)
             due = float(all_reduce_mean(flag, info)) > 0
         return due
+
+    def time_due() -> bool:
+        """Whether ``checkpoint_minutes`` passed."""
+        return agreed(
+            bool(opts.checkpoint_minutes)
+            and time.monotonic() - last_save >= 60.0 * float(opts.checkpoint_minutes)
+        )
 
     def checkpoint(name_iter: bool) -> None:
         nonlocal last_save
@@ -363,6 +387,8 @@ def _train(
             batch = move_batch(batch, device)
             ops = build_operators(batch, acq, device)
             ops = {m: ops[m] for m in present}
+            if opts.shift_augment:
+                batch = shift_augment(batch, ops, opts.shift_augment, gen)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
                 total, parts = loss_mod(batch, ops, present)
             optim.zero_grad(set_to_none=True)
@@ -401,10 +427,18 @@ def _train(
                             + " ".join(f"{k}={v:.4f}" for k, v in result.val.items())
                         )
                 barrier(info)
-            periodic = opts.checkpoint_every and iteration % opts.checkpoint_every == 0
-            if periodic or iteration == end or time_due():
-                checkpoint(bool(periodic))
+            elapsed = time.perf_counter() - t0
+            out_of_time = budget is not None and agreed(elapsed >= budget)
+            periodic = bool(opts.checkpoint_every and iteration % opts.checkpoint_every == 0)
+            if next_named is not None and agreed(elapsed >= next_named):
+                periodic = True
+                while next_named <= elapsed:
+                    next_named += every_s or 1.0
+            if periodic or iteration == end or out_of_time or time_due():
+                checkpoint(periodic)
                 barrier(info)
+            if out_of_time:
+                break
     finally:
         if bar is not None:
             bar.close()

@@ -129,6 +129,18 @@ class TrainOptions:
     stop_after : int, optional
         Stop (with a checkpoint) after this iteration although ``iterations`` is larger:
         simulates an interruption (tests) or splits a run into chunks.
+    shift_augment : dict, optional
+        Modality -> largest random shift (pixels per axis) of its ground truth, re-acquired
+        per batch while the target stays put (:func:`.batches.shift_augment`): trains the
+        network to return that modality in the frame of the others (misregistered inputs).
+    time_budget_s : float, optional
+        Stop (with a checkpoint) once this many seconds of training passed, measured from the
+        first step and including periodic checkpoints and validation; ``iterations`` is then an
+        upper bound. Equal wall-time comparisons use it. The learning-rate schedule is
+        iteration-based (``lr_step``), so it does not need the total up front.
+    checkpoint_every_s : float, optional
+        Also write a numbered ``ckpt_<iteration>.pt`` every this many seconds of training (for
+        validation checkpoint selection in time-budgeted runs).
     progress : bool
         Show a tqdm bar (rank 0 only).
     tensorboard : bool
@@ -157,6 +169,9 @@ class TrainOptions:
     random_acceleration: tuple[float, ...] | None = None
     modality_dropout: float | None = None
     stop_after: int | None = None
+    shift_augment: dict[str, float] | None = None
+    time_budget_s: float | None = None
+    checkpoint_every_s: float | None = None
     progress: bool = True
     tensorboard: bool = True
     num_threads: int | None = None
@@ -197,6 +212,10 @@ def _check_positive(opts: TrainOptions) -> None:
             raise InputError(f"--{name.replace('_', '-')} must be > 0, got {v}")
     if opts.checkpoint_minutes < 0:
         raise InputError(f"--checkpoint-minutes must be ≥ 0, got {opts.checkpoint_minutes}")
+    for name, flag in (("time_budget_s", "--time-budget"), ("checkpoint_every_s", None)):
+        v = getattr(opts, name)
+        if v is not None and not (float(v) > 0 and math.isfinite(float(v))):
+            raise InputError(f"{flag or name} must be > 0 seconds, got {v}")
 
 
 def _check_resume_options(opts: TrainOptions, ckpt: dict[str, Any], cfg: Any) -> None:

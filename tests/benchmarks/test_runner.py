@@ -103,6 +103,19 @@ def test_micro_suite_end_to_end(tmp_path):
     assert len(cases) == 5
     shifts = {r["shift_px"] for r in data["experiments"]["registration"]["tables"]["registration"]}
     assert shifts == {0, 5, 10, 15}
+    reg_methods = {
+        r["method"] for r in data["experiments"]["registration"]["tables"]["registration"]
+    }
+    assert "MSL (shift-trained)" in reg_methods
+    ood = data["experiments"]["out_of_distribution"]["tables"]
+    assert {r["test_set"] for r in ood["ood"]} == {
+        "in-distribution (MNI152)",
+        "OOD (anatomy, dose, scanner)",
+    }
+    # MSL budgets are wall time, checkpoint choice included
+    for row in ood["training"] + budgets_rows(mt):
+        if row.get("select_s") is not None:
+            assert row["seconds"] >= row["select_s"] > 0
     pet_methods = {r["method"] for r in data["experiments"]["pet"]["tables"]["pet"]}
     assert "corrected FBP" in pet_methods and any(m.startswith("MLEM") for m in pet_methods)
     gain = data["experiments"]["cross_modal_gain"]["tables"]["paired 95% CI over test subjects"]
@@ -119,3 +132,7 @@ def test_micro_suite_end_to_end(tmp_path):
         again["experiments"]["main_table"]["seconds"]
         == data["experiments"]["main_table"]["seconds"]
     )
+
+
+def budgets_rows(result: dict) -> list[dict]:
+    return list(result["tables"]["training budgets"])

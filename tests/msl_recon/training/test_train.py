@@ -154,3 +154,57 @@ def test_checkpoints_by_time_and_fallback_on_damaged_last(tiny_data, tmp_path, m
     assert res.iteration == 3 and len(res.losses) == 1
     with pytest.raises(InputError, match="--checkpoint-minutes"):
         train(_opts(tiny_data, tmp_path / "d", checkpoint_minutes=-1.0))
+
+
+def test_time_budget_stops_the_run_and_keeps_timed_checkpoints(
+    tiny_data, tmp_path, monkeypatch
+) -> None:
+    from msl_recon.training import loop
+
+    clock = iter(range(10**6))  # a fake clock: each reading is one second later
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: float(next(clock)))
+    out = tmp_path / "budget"
+    res = train(
+        _opts(
+            tiny_data, out, iterations=None, time_budget_s=3.5, checkpoint_every_s=2.0,
+        )
+    )  # fmt: skip
+    # readings: t0 = 0, then one per step (1, 2, 3, 4): the 4th step passes 3.5 s and ends it
+    assert res.iteration == 4 and len(res.losses) == 4
+    assert sorted(p.name for p in out.glob("ckpt_*.pt")) == ["ckpt_0000002.pt", "ckpt_0000004.pt"]
+    assert load_checkpoint(out / "last.pt")["iteration"] == 4
+    # --iterations stays a cap
+    capped = train(_opts(tiny_data, tmp_path / "cap", iterations=2, time_budget_s=1e6))
+    assert capped.iteration == 2
+    # a time-budgeted run resumes only with a new budget or an iteration count
+    with pytest.raises(InputError, match="time budget"):
+        train(_opts(tiny_data, out, config=None, iterations=None, resume=True))
+    with pytest.raises(InputError, match="--time-budget"):
+        train(_opts(tiny_data, tmp_path / "bad", time_budget_s=0.0))
+
+
+def test_shift_augment_reacquires_the_shifted_truth_and_keeps_the_target(
+    tiny_data, tmp_path
+) -> None:
+    import numpy as np
+
+    from msl_recon.data.dataset import MSLDataset
+    from msl_recon.model import build_operators
+    from msl_recon.training.batches import collate, shift_augment
+
+    ds = MSLDataset(tiny_data / "train.h5")
+    batch = collate(ds, np.arange(2))
+    ops = build_operators(batch, ds.acquisition, "cpu")
+    out = shift_augment(batch, ops, {"ct": 0.0}, np.random.default_rng(0))
+    # zero shift: the re-acquired sinogram is the operator applied to the truth
+    assert torch.allclose(out["ct_sino"], ops["ct"](batch["ct"][:, 0].float()), atol=1e-5)
+    out = shift_augment(batch, ops, {"ct": 3.0}, np.random.default_rng(0))
+    assert torch.equal(out["ct"], batch["ct"]) and torch.equal(out["t1_kspace"], batch["t1_kspace"])
+    rel = (out["ct_sino"] - ops["ct"](batch["ct"][:, 0].float())).norm() / out["ct_sino"].norm()
+    assert rel > 0.05  # a 0–3 px shift of the head changes its projections
+    # through the loop: runs and is stored for an exact resume; a non-modality is refused
+    res = train(_opts(tiny_data, tmp_path / "run", iterations=2, shift_augment={"ct": 2.0}))
+    assert res.iteration == 2 and all(np.isfinite(res.losses))
+    assert load_checkpoint(res.checkpoint)["train_args"]["shift_augment"] == {"ct": 2.0}
+    with pytest.raises(InputError, match="shift-augment"):
+        train(_opts(tiny_data, tmp_path / "bad", shift_augment={"pet": 2.0}))
