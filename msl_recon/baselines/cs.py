@@ -34,7 +34,7 @@ import torch
 
 from operators import LinearOperator
 
-from .pdhg import PDHGResult, box_prox, l2_data_term, pdhg, tv_term
+from .pdhg import PDHGResult, box_prox, l2_data_term, operator_norm, pdhg, tv_term
 
 __all__ = [
     "DEFAULT_MAX_ITER",
@@ -168,7 +168,7 @@ def tv_reconstruct(
     rho : float
         Primal–dual step balance (see :mod:`.pdhg`).
     op_norm : float, optional
-        ``‖op‖`` if known (saves a power iteration).
+        ``‖op‖`` if known (default: :func:`.pdhg.operator_norm`, cached per operator).
     history_every, progress
         Passed to :func:`.pdhg.pdhg`.
 
@@ -179,7 +179,7 @@ def tv_reconstruct(
         ``result.n_iter`` / ``result.converged`` the stopping information.
     """
     cplx = resolve_complex(op, complex_image)
-    norm = op.opnorm(n_iter=100, device=y.device) if op_norm is None else float(op_norm)
+    norm = operator_norm(op, y.device) if op_norm is None else float(op_norm)
     w = data_weight / norm**2 if normalize_data else data_weight
     data = l2_data_term(op, y, weight=w, real_image=not cplx, norm=norm)
     tv = tv_term(op.domain_shape, mu, complex_image=cplx)
