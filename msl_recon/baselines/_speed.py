@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import weakref
 from collections.abc import Iterator, Sequence
 
@@ -32,13 +33,17 @@ _NORMS: weakref.WeakKeyDictionary[LinearOperator, dict[str, float]] = weakref.We
 def operator_norm(op: LinearOperator, device: torch.device | str | None = None) -> float:
     """``‖op‖`` from ``op.opnorm(n_iter=100)``, computed once per operator and device.
 
+    A small operator on the CPU is iterated on one thread (as :func:`solver_threads`).
+
     Operators do not change after construction, so the cached value stays valid; it is dropped
     with the operator.
     """
     key = str(torch.device(device)) if device is not None else "cpu"
     per_op = _NORMS.setdefault(op, {})
     if key not in per_op:
-        per_op[key] = float(op.opnorm(n_iter=100, device=device))
+        small = key == "cpu" and math.prod(op.range_shape) <= SMALL_PROBLEM
+        with solver_threads(1 if small else 0, []):
+            per_op[key] = float(op.opnorm(n_iter=100, device=device))
     return per_op[key]
 
 
