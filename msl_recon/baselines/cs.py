@@ -22,6 +22,12 @@ Conventions shared by every CS baseline (TV here, joint TV and dTV in :mod:`.joi
   :data:`DEFAULT_TOL`), checked every 10 iterations, with the cap ``n_iter`` (default
   :data:`DEFAULT_MAX_ITER`); :func:`.pdhg.pdhg` reports ``n_iter`` and ``converged``.
 
+Cost: a masked Cartesian (SENSE) data term works on the sampled k-space only, without FFT
+shifts (:mod:`._kspace`, same iterates); ``‖op‖`` is estimated once per operator; small CPU
+problems iterate on one thread (:mod:`._speed`). On 2 clinical slices of 96² (12-coil SENSE, 64
+fan-beam views) on the shared 2-core CPU: SENSE-TV ≈ 4 s per 1000 iterations, CT TV ≈ 2.3 s
+(340 iterations), joint TV ≈ 12 s per 1000 iterations.
+
 TV is isotropic with per-pixel differences (:class:`operators.Gradient2D`). ``constraint``
 selects ``G``: ``"box"`` = [0, 1] (our intensity convention), ``"nonneg"`` = x ≥ 0, ``None``.
 """
