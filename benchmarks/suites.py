@@ -57,8 +57,8 @@ class Suite:
         CS baselines of the main table (``tv``, ``jtv``, ``dtv``).
     cs_methods_clinical : tuple of str or None
         CS baselines on ``clinical`` data (None: ``cs_methods``). Measured on the shared 2-core
-        CPU, 2 slices of 96², 1000 PDHG iterations: 12-coil SENSE-TV ≈ 3.5 s, joint TV ≈ 11 s,
-        CT TV ≈ 2.4 s (it converges in ≈ 340 iterations).
+        CPU, 2 slices of 96², 1000 PDHG iterations: 12-coil SENSE-TV ≈ 4 s, joint TV ≈ 12 s,
+        CT TV ≈ 2.3 s (it converges in ≈ 340 iterations).
     cs_jtv_beta : tuple of float
         Joint-TV β candidates (one value: β fixed, only μ searched).
     cs_one_per_subject : bool
@@ -156,8 +156,8 @@ SUITES: dict[str, Suite] = {
         ood_subjects=2,
         pet_subjects=6,
     ),
-    # ≈ 60–70 min on a quiet 2-core CPU with the clinical preset (budgets ≈ 37 min + overheads,
-    # CS ≈ 10 min: weights on one validation slice, then one slice of each test subject, main
+    # ≈ 55–65 min on a quiet 2-core CPU with the clinical preset (budgets ≈ 37 min + overheads,
+    # CS ≈ 6 min: weights on one validation slice, then one slice of each test subject, main
     # table and the four sparser acquisitions of Fig. 7).
     "quick": Suite(
         name="quick",
@@ -174,9 +174,10 @@ SUITES: dict[str, Suite] = {
         cs_val_slices=1,
         cs_jtv_beta=(1.0,),
         cs_methods=("tv", "jtv"),  # DTV: ~3× JTV's cost; in the paper suite
-        # 12-coil SENSE TV ≈ 3.5 s and joint TV ≈ 11 s per 1000-iteration solve of 2 slices
-        # (sampled k-space only, one thread: msl_recon.baselines._kspace / ._speed); DTV (6
-        # solves per reconstruction) in the paper suite
+        # 12-coil SENSE TV ≈ 4 s and joint TV ≈ 12 s per 1000-iteration solve of 2 slices
+        # (sampled k-space only, one thread: msl_recon.baselines._kspace / ._speed). Measured on
+        # clinical 96² data: weights (1 validation slice) 26 s + main-table solves (10 slices)
+        # 62 s; Fig. 7 adds ≈ 4 × 60 s. DTV (6 solves per reconstruction) would add ≈ 2 min.
         cs_methods_clinical=("tv", "jtv"),
         cs_robustness=("tv", "jtv"),
         val_slices=8,
