@@ -44,7 +44,7 @@ from .cs import (
     resolve_complex,
     tv_reconstruct,
 )
-from .pdhg import l2_data_term, pdhg, tv_term
+from .pdhg import l2_data_term, operator_norm, pdhg, tv_term
 
 __all__ = [
     "DEFAULT_GRIDS",
@@ -131,7 +131,7 @@ def guide_field(
 def _norms(
     ct_op: LinearOperator, mr_op: LinearOperator, device: torch.device
 ) -> tuple[float, float]:
-    return ct_op.opnorm(n_iter=100, device=device), mr_op.opnorm(n_iter=100, device=device)
+    return operator_norm(ct_op, device), operator_norm(mr_op, device)
 
 
 def joint_tv_reconstruct(

@@ -43,11 +43,15 @@ import torch
 
 from operators import Gradient2D, LinearOperator
 
+from . import _kspace
+from ._speed import gradient_norm, operator_norm, solver_threads
+
 __all__ = [
     "DualTerm",
     "PDHGResult",
     "box_prox",
     "l2_data_term",
+    "operator_norm",
     "pdhg",
     "tv_term",
 ]
@@ -135,6 +139,7 @@ def l2_data_term(
     weight: float = 1.0,
     real_image: bool = True,
     norm: float | None = None,
+    compress_kspace: bool = True,
 ) -> DualTerm:
     """``F(A x_b) = (w/2) ‖A x_b − y‖²`` (real or complex data).
 
@@ -153,15 +158,25 @@ def l2_data_term(
         real part (the exact adjoint of ``A`` restricted to real images).
     norm : float, optional
         ``‖A‖``; estimated with ``op.opnorm()`` on the data's device when omitted.
+    compress_kspace : bool
+        For a masked Cartesian MRI operator (``CartesianFourier``, or ``SENSE`` over one), work
+        on the sampled k-space entries only, without FFT shifts (:mod:`._kspace`): the same
+        objective and image iterates, with a dual variable ``1/R`` the size for acceleration
+        ``R``. The dual tensor is then ``(*batch, C, L)`` (coils, sampled entries).
     """
     if weight <= 0:
         raise ValueError(f"data weight must be > 0, got {weight}")
     nd = len(op.range_shape)
     if norm is None:
-        norm = op.opnorm(n_iter=100, device=y.device)
+        norm = operator_norm(op, y.device)
     # the term is written as ½‖K x − ỹ‖² with K = √w A, ỹ = √w y (same objective; the dual
     # variable then has the scale of the data whatever w is, which keeps PDHG well balanced)
     sw = math.sqrt(weight)
+    # p* = K x* − ỹ is the residual: a few per cent of the data (noise, regularisation bias)
+    y_scale = max(0.03 * sw * float(torch.linalg.vector_norm(y)), 1e-12)
+    fast = _kspace.compress(op, y, sw) if compress_kspace else None
+    if fast is not None:
+        return _compressed_term(fast, block, real_image, sw * float(norm), y_scale)
     ys = sw * y
 
     def forward(xs: Tensors) -> torch.Tensor:
@@ -185,12 +200,41 @@ def l2_data_term(
     def value(z: torch.Tensor) -> torch.Tensor:
         return 0.5 * _bsum((z - ys).abs() ** 2, nd)
 
-    def dual_scale(kx0: torch.Tensor) -> float:
-        # p* = K x* − ỹ is the residual: a few per cent of the data (noise, regularisation bias)
-        return max(0.03 * float(torch.linalg.vector_norm(ys)), 1e-12)
+    return DualTerm(
+        forward,
+        adjoint,
+        prox_conj,
+        value,
+        sw * float(norm),
+        name="data",
+        dual_scale=lambda kx0: y_scale,
+    )
+
+
+def _compressed_term(
+    fast: _kspace.CompressedKSpace, block: int, real_image: bool, norm: float, y_scale: float
+) -> DualTerm:
+    """:func:`l2_data_term` on the reduced k-space ``K = U R √w E``, ``ỹ = U R √w y``."""
+    ys = fast.y
+
+    def forward(xs: Tensors) -> torch.Tensor:
+        return fast.forward(xs[block])
+
+    def adjoint(p: torch.Tensor) -> list[torch.Tensor | None]:
+        g = fast.adjoint(p)
+        out: list[torch.Tensor | None] = [None] * (block + 1)
+        out[block] = g.real if real_image else g
+        return out
+
+    def prox_conj(p: torch.Tensor, sigma: float) -> torch.Tensor:
+        return (p - sigma * ys) / (1.0 + sigma)
+
+    def value(z: torch.Tensor) -> torch.Tensor:
+        # the off-mask data enter the objective as a constant (zero for masked data)
+        return 0.5 * _bsum((z - ys).abs() ** 2, 2) + fast.off_mask
 
     return DualTerm(
-        forward, adjoint, prox_conj, value, sw * float(norm), name="data", dual_scale=dual_scale
+        forward, adjoint, prox_conj, value, norm, name="data", dual_scale=lambda kx0: y_scale
     )
 
 
@@ -255,7 +299,10 @@ def tv_term(
         raise ValueError(f"got {len(cplx)} complex flags for {nb} blocks")
     any_c = any(cplx)
     grad = Gradient2D(tuple(shape), spacing=spacing, complex_=any_c)
-    gnorm = Gradient2D(tuple(shape), spacing=spacing).opnorm(n_iter=100)
+    gnorm = gradient_norm(
+        tuple(int(n) for n in shape),
+        float(spacing) if isinstance(spacing, int | float) else tuple(float(h) for h in spacing),
+    )
     norm = max(betas) * gnorm  # block-diagonal; |ξ| ≤ 1 makes P_j a contraction
     top = max(blocks) + 1
 
@@ -339,6 +386,7 @@ def pdhg(
     callback: Callable[[int, Tensors], None] | None = None,
     tol: float | None = None,
     check_every: int = 10,
+    threads: int | None = None,
 ) -> PDHGResult:
     """Run Chambolle–Pock PDHG on ``Σ_i F_i(K_i x) + G(x)``.
 
@@ -391,6 +439,10 @@ def pdhg(
         host synchronisation each). ``None``: run ``n_iter`` iterations.
     check_every : int
         Iterations between two checks of the criterion.
+    threads : int, optional
+        Torch intra-op threads of the iterations (restored afterwards). Default: one thread for
+        a small CPU problem, where two threads are much slower on a busy machine
+        (:func:`._speed.solver_threads`); ``0`` keeps the current setting.
 
     Returns
     -------
@@ -438,7 +490,7 @@ def pdhg(
     def sqnorm(ts: Iterable[torch.Tensor]) -> float:
         return float(sum(float((t.abs() ** 2).sum()) for t in ts))
 
-    with torch.no_grad():
+    with torch.no_grad(), solver_threads(threads, [*x_init, *kx]):
         xs = x_init
         ps = [torch.zeros_like(z) for z in kx]
         kty = [torch.zeros_like(x) for x in xs]

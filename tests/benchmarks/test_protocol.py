@@ -25,9 +25,10 @@ def test_quick_suite_follows_the_protocol():
     assert round(q.fractions[2] * q.n_subjects) == q.n_test
     assert get_suite("quick", acq_preset="clinical").acq_preset == "clinical"
     assert get_suite("quick", acq_preset=None).acq_preset == q.acq_preset
-    # CS on paper data; on clinical data only where the suite says so (cost)
+    # CS TV and joint TV on both presets, in the main table and in Fig. 7
     assert get_suite("quick", acq_preset="paper").cs_active == ("tv", "jtv")
-    assert get_suite("quick", acq_preset="clinical").cs_active == ()
+    assert get_suite("quick", acq_preset="clinical").cs_active == ("tv", "jtv")
+    assert set(q.cs_robustness) == {"tv", "jtv"}
     assert get_suite("micro").cs_active == ("tv", "jtv", "dtv")
 
 
