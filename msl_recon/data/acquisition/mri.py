@@ -228,7 +228,7 @@ def fine_cartesian_columns(
     factor: int = 2,
     maps: torch.Tensor | None = None,
     phase: torch.Tensor | None = None,
-    coil_chunk: int = 4,
+    coil_chunk: int = 1,
 ) -> list[torch.Tensor]:
     """Sampled columns of :func:`fine_cartesian_kspace`, slice by slice (pruned 2-D FFT).
 
@@ -289,7 +289,6 @@ def fine_cartesian_columns(
         n_c = int(maps.shape[-3])
         step = min(max(int(coil_chunk), 1), n_c)
     buf = torch.empty(step, hf, wf, dtype=cdt, device=dev)
-    spec = torch.empty_like(buf)
     xm = torch.empty(hf, wf, dtype=cdt, device=dev)
     out = []
     for i in range(b):
@@ -309,8 +308,7 @@ def fine_cartesian_columns(
                 buf[0].copy_(xm)
             else:
                 torch.mul((maps if maps.ndim == 3 else maps[i])[c0 : c0 + cc], xm, out=buf[:cc])
-            torch.fft.fft(buf[:cc], dim=-1, out=spec[:cc])
-            a = spec[:cc][..., q_cols]  # (cc, fN, K): the wanted column bins
+            a = torch.fft.fft(buf[:cc], dim=-1)[..., q_cols]  # (cc, fN, K): wanted column bins
             parts.append(torch.fft.fft(a, dim=-2)[..., :h, :] * scale)
         out.append(torch.cat(parts, 0) if len(parts) > 1 else parts[0])
     return out
