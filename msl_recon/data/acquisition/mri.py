@@ -320,7 +320,8 @@ def fine_cartesian_columns(
                 buf[0].copy_(xm)
             else:
                 torch.mul((maps if maps.ndim == 3 else maps[i])[c0 : c0 + cc], xm, out=buf[:cc])
-            a = torch.fft.fft(buf[:cc], dim=-1)[..., q_cols]  # (cc, fN, K): wanted column bins
+            spec = torch.fft.fft(buf[:cc], dim=-1)
+            a = torch.gather(spec, -1, q_cols.expand(cc, hf, -1))  # (cc, fN, K): wanted bins
             parts.append(torch.fft.fft(a, dim=-2)[..., :h, :] * scale)
         out.append(torch.cat(parts, 0) if len(parts) > 1 else parts[0])
     return out
