@@ -240,7 +240,7 @@ def fine_cartesian_columns(
     factor: int = 2,
     maps: torch.Tensor | None = None,
     phase: torch.Tensor | None = None,
-    coil_chunk: int = 1,
+    coil_chunk: int = 4,
 ) -> list[torch.Tensor]:
     """Sampled columns of :func:`fine_cartesian_kspace`, slice by slice (pruned 2-D FFT).
 
