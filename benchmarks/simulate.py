@@ -14,9 +14,13 @@ Methods:
 * ``batched``: ``paper``: :class:`msl_recon.data.simulate.Simulator`; ``clinical``:
   :func:`~msl_recon.data.acquisition.ct.simulate_ct_sinogram` and
   :func:`~msl_recon.data.acquisition.mri.simulate_mri_kspace` on the batch — ``RayTransform``
-  with ASTRA's system matrix as one sparse multiply per batch, torch FFTs.
+  with ASTRA's system matrix as one sparse multiply per batch; for MRI torch FFTs pruned to the
+  mask's sampled columns (:func:`~msl_recon.data.acquisition.mri.fine_cartesian_columns`: FFT
+  along the phase-encode axis, then along the readout only for the sampled columns), coil noise
+  drawn in float32 only for those columns.
 * ``astra-direct``: per slice, ASTRA's own CPU forward projector (``astra.create_sino``, on the
-  fine geometry for ``clinical``) and numpy for the rest (binning, noise, FFTs).
+  fine geometry for ``clinical``) and numpy for the rest (binning, noise, FFTs: the full fine
+  FFT of every coil, cropped and masked; numpy's FFT is single-threaded).
 
 Each configuration runs in a fresh subprocess, so the peak resident memory (``ru_maxrss``) is its
 own. ``setup_s`` is the one-off cost (system matrix from the on-disk cache, or built when cold).

@@ -12,6 +12,8 @@ spin-echo signal rendered at ``factor·N``) and ``φ`` a smooth random phase
   orthonormal ``N``-point FFT convention of :class:`operators.CartesianFourier`: a constant image
   has the same DC value on both grids) and times a half-fine-pixel phase ramp (the centre of the
   coarse pixel ``N//2`` is the corner between fine pixels, see :func:`fine_cartesian_kspace`).
+  For masks of whole phase-encode columns (:class:`geometries.CartesianMask`) only the sampled
+  columns are computed (:func:`fine_cartesian_columns`, a pruned FFT; the same numbers).
 * Radial (:func:`fine_radial_kspace`): :class:`operators.NUFFT` of the fine image at the *same
   physical* k locations, i.e. the trajectory in rad/pixel divided by ``factor`` on the fine grid,
   with the same ``1/factor`` scale and phase ramp.
@@ -28,7 +30,9 @@ i.i.d. circular complex standard normal (``E|z|² = 1``, variance ½ per real/im
 The SNR is defined on the image: with the orthonormal FFT, per-pixel image noise equals the
 per-sample k-space noise σ; with unit root-sum-of-squares coil maps the optimally combined fully
 sampled image has noise σ as well. We set ``σ = mean(m_gt on the object) / snr`` where the object
-is the pixels with ``m_gt ≥ 0.1 · max m_gt`` (:func:`noise_sigma`).
+is the pixels with ``m_gt ≥ 0.1 · max m_gt`` (:func:`noise_sigma`). The noise is drawn on the CPU
+in the k-space precision (float32 parts for the complex64 simulation), only for sampled entries
+(:mod:`.mri_noise`).
 """
 
 from __future__ import annotations
@@ -40,10 +44,19 @@ import numpy as np
 import torch
 
 from ...errors import InputError
+from .mri_noise import (
+    _coil_noise,
+    _column_pattern,
+    _noise_factor,
+    add_coil_noise,
+    coil_noise_covariance,
+    noise_sigma,
+)
 
 __all__ = [
     "add_coil_noise",
     "coil_noise_covariance",
+    "fine_cartesian_columns",
     "fine_cartesian_kspace",
     "fine_nufft",
     "fine_radial_kspace",
@@ -209,6 +222,111 @@ def fine_cartesian_kspace(
     return out / (factor * factor)
 
 
+def _central_bins(n: int, nf: int, factor: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """FFT bins ``q_j`` and phases of the ``n`` central frequencies of an ``nf``-point axis.
+
+    ``Σ_t x[t] e^{−i k_j (t − t0)} = e^{i k_j t0} · FFT(x)[q_j]`` with ``k_j = 2π (j − n//2)/nf``
+    (rad per fine pixel), ``q_j = (j − n//2) mod nf`` and ``t0 = nf//2 + (factor − 1)/2`` the
+    fine-grid origin of :func:`fine_cartesian_kspace` (its half-fine-pixel ramp included).
+    """
+    j = torch.arange(n) - n // 2
+    kf = j.double() * (2 * math.pi / nf)
+    return j % nf, torch.exp(1j * kf * (nf // 2 + (factor - 1) / 2.0))
+
+
+def fine_cartesian_columns(
+    x_fine: torch.Tensor,
+    columns: Any,
+    factor: int = 2,
+    maps: torch.Tensor | None = None,
+    phase: torch.Tensor | None = None,
+    coil_chunk: int = 4,
+) -> list[torch.Tensor]:
+    """Sampled columns of :func:`fine_cartesian_kspace`, slice by slice (pruned 2-D FFT).
+
+    Parameters
+    ----------
+    x_fine : Tensor, ``(B, factor·N, factor·M)`` real or complex
+        Fine images (magnitudes if ``phase`` is given).
+    columns : sequence of B int Tensors ``(K_b,)``
+        Coarse column (phase-encode, last axis) indices in ``[0, M)`` to compute per slice.
+    factor : int
+    maps : Tensor, ``(C, fN, fM)`` or ``(B, C, fN, fM)`` complex, optional
+        Coil maps; the product with the image is formed ``coil_chunk`` coils at a time in a
+        reused buffer (no full-size ``(B, C, fN, fM)`` temporary).
+    phase : Tensor, ``(B, fN, fM)`` real, optional
+        Phase in rad: the image is then ``x_fine · e^{i phase}`` (``x_fine`` real), formed per
+        slice in a reused buffer.
+    coil_chunk : int
+        Coils per chunk.
+
+    Returns
+    -------
+    list of B Tensors ``(C, N, K_b)`` complex (``C = 1`` without maps)
+        ``fine_cartesian_kspace(x, factor, maps)[b][..., columns[b]]`` up to float rounding.
+
+    Notes
+    -----
+    FFT along the last (phase-encode) axis of the whole fine image, keep the FFT bins of the
+    ``K_b`` wanted columns, FFT those columns along the first axis and keep the ``N`` central
+    rows; centring, half-fine-pixel ramp and ``1/factor`` are phases and a constant on the kept
+    bins (:func:`_central_bins`; a row modulation ``e^{2πi t (N//2)/fN}`` makes the kept rows
+    the first ``N`` bins). For ``K ≈ M/4`` this is about half the flops of the full fine FFT;
+    the reused buffers also avoid the page faults of fresh full-size temporaries.
+    """
+    if x_fine.ndim != 3:
+        raise InputError(f"x_fine must be (B, fN, fM), got {tuple(x_fine.shape)}")
+    b, hf, wf = (int(v) for v in x_fine.shape)
+    if hf % factor or wf % factor:
+        raise InputError(f"fine image shape {(hf, wf)} is not divisible by factor {factor}")
+    if len(columns) != b:
+        raise InputError(f"need one column index vector per slice ({b}), got {len(columns)}")
+    if phase is not None and (x_fine.is_complex() or tuple(phase.shape) != (b, hf, wf)):
+        raise InputError("phase needs a real x_fine of the same shape")
+    h, w = hf // factor, wf // factor
+    dev = x_fine.device
+    double = x_fine.dtype in (torch.float64, torch.complex128)
+    cdt = torch.complex128 if double else torch.complex64
+    _, ph_r = _central_bins(h, hf, factor)
+    q_c, ph_c = _central_bins(w, wf, factor)
+    ph_r = (ph_r / (factor * math.sqrt(hf * wf))).to(dev, cdt)
+    # e^{2πi t (N//2)/fN} on fine row t moves the wanted row bins to 0..N-1 (a narrow, no
+    # gather); as an angle reduced mod 2π exactly, so adding it to a phase map loses nothing
+    ang = (torch.arange(hf) * (h // 2) % hf).double() * (2 * math.pi / hf)
+    row_ang = ang.to(dev, torch.float64 if double else torch.float32)[:, None]
+    row_mod = torch.polar(torch.ones_like(row_ang), row_ang)
+    step, n_c = 1, 1
+    if maps is not None:
+        maps = torch.as_tensor(maps).to(dev, cdt)
+        n_c = int(maps.shape[-3])
+        step = min(max(int(coil_chunk), 1), n_c)
+    buf = torch.empty(step, hf, wf, dtype=cdt, device=dev)
+    xm = torch.empty(hf, wf, dtype=cdt, device=dev)
+    out = []
+    for i in range(b):
+        cols = torch.as_tensor(columns[i], dtype=torch.long).reshape(-1).cpu()
+        if cols.numel() and (int(cols.min()) < 0 or int(cols.max()) >= w):
+            raise InputError(f"columns must lie in [0, {w})")
+        scale = ph_r[:, None] * ph_c[cols].to(dev, cdt)[None, :]
+        q_cols = q_c[cols].to(dev)
+        if phase is not None:
+            torch.polar(x_fine[i].to(row_ang.dtype), (phase[i] + row_ang).to(row_ang), out=xm)
+        else:
+            torch.mul(x_fine[i], row_mod, out=xm)
+        parts = []
+        for c0 in range(0, n_c, step):
+            cc = min(step, n_c - c0)
+            if maps is None:
+                buf[0].copy_(xm)
+            else:
+                torch.mul((maps if maps.ndim == 3 else maps[i])[c0 : c0 + cc], xm, out=buf[:cc])
+            spec = torch.fft.fft(buf[:cc], dim=-1)
+            a = torch.gather(spec, -1, q_cols.expand(cc, hf, -1))  # (cc, fN, K): wanted bins
+            parts.append(torch.fft.fft(a, dim=-2)[..., :h, :] * scale)
+        out.append(torch.cat(parts, 0) if len(parts) > 1 else parts[0])
+    return out
+
+
 def fine_radial_kspace(
     x_fine: torch.Tensor, trajectory: Any, factor: int = 2, nufft: Any = None
 ) -> torch.Tensor:
@@ -258,127 +376,6 @@ def fine_nufft(trajectory: Any, image_shape: tuple[int, int], factor: int = 2) -
     return NUFFT(_ktraj(trajectory) / factor, (h * factor, w * factor), dcf="pipe")
 
 
-def coil_noise_covariance(
-    n_coils: int, correlation: float = 0.0, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Coil noise correlation matrix ``Ψ`` (Hermitian positive definite, unit diagonal).
-
-    Neighbouring coils on the ring couple most: ``Ψ_ij = ρ^{d(i, j)} e^{iθ_ij}`` with ``d`` the
-    ring distance, ``ρ = correlation`` and a small random phase ``θ_ij`` (anti-symmetric) when a
-    generator is given; then projected to positive definite and renormalised to unit diagonal.
-
-    Parameters
-    ----------
-    n_coils : int
-    correlation : float
-        Correlation coefficient of adjacent coils, in [0, 1).
-    generator : torch.Generator, optional
-
-    Returns
-    -------
-    Tensor, ``(C, C)`` complex128
-    """
-    if not 0.0 <= correlation < 1.0:
-        raise InputError(f"correlation must be in [0, 1), got {correlation}")
-    i = torch.arange(n_coils)
-    d = (i[:, None] - i[None, :]).abs()
-    d = torch.minimum(d, n_coils - d).double()
-    psi = (correlation**d).to(torch.complex128)
-    if correlation > 0:
-        psi = psi * (d > 0)
-        psi = psi + torch.eye(n_coils, dtype=torch.complex128)
-        if generator is not None:
-            th = torch.randn(n_coils, n_coils, generator=generator, dtype=torch.float64) * 0.3
-            th = torch.triu(th, 1)
-            psi = psi * torch.exp(1j * (th - th.T))
-        ev, vec = torch.linalg.eigh(psi)
-        psi = (vec * ev.clamp_min(0.05).to(psi.dtype)) @ vec.conj().T
-        dg = psi.diagonal().real.sqrt()
-        psi = psi / (dg[:, None] * dg[None, :])
-    return psi
-
-
-def noise_sigma(magnitude: torch.Tensor, snr: float) -> torch.Tensor:
-    """Per-slice k-space noise σ for an image SNR: ``mean(m on the object) / snr``.
-
-    Parameters
-    ----------
-    magnitude : Tensor, ``(B, H, W)``
-        Ground-truth magnitude (any grid; the object is ``m ≥ 0.1 · max m`` per slice).
-    snr : float
-        Target SNR (linear, not dB) of the fully sampled combined image, > 0.
-
-    Returns
-    -------
-    Tensor, ``(B,)`` float64
-    """
-    if not snr > 0:
-        raise InputError(f"snr must be > 0, got {snr}")
-    m = magnitude.detach().abs().double().flatten(1).cpu()
-    obj = m >= 0.1 * m.amax(1, keepdim=True).clamp_min(1e-30)
-    mean = (m * obj).sum(1) / obj.sum(1).clamp_min(1)
-    return mean / snr
-
-
-def add_coil_noise(
-    kspace: torch.Tensor,
-    sigma: torch.Tensor | float,
-    generator: torch.Generator,
-    covariance: torch.Tensor | None = None,
-    support: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Add correlated complex Gaussian noise ``σ L z`` to multi-coil k-space.
-
-    Parameters
-    ----------
-    kspace : Tensor, complex ``(B, C, ...)``
-    sigma : Tensor ``(B,)`` or float
-        Per-slice noise standard deviation (``E|n|² = σ²`` per sample and coil).
-    generator : torch.Generator
-        CPU generator; noise is drawn on the CPU in float64.
-    covariance : Tensor ``(C, C)``, optional
-        Coil noise correlation ``Ψ`` (unit diagonal); identity if None.
-    support : bool Tensor ``(*rest)``, ``(B, *rest)`` or ``(B, 1, *rest)``, optional
-        Where samples exist (Cartesian mask), the same for every coil; other entries are left
-        unchanged (exactly zero for masked k-space). Noise is drawn only for those samples.
-
-    Returns
-    -------
-    Tensor, same shape, dtype and device as ``kspace``
-    """
-    b, c = kspace.shape[:2]
-    sig = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1)
-    sig = sig.expand(b) if sig.numel() == 1 else sig
-    lmat = None
-    if covariance is not None:
-        psi = torch.as_tensor(covariance).to(torch.complex128)
-        if psi.shape != (c, c):
-            raise InputError(f"covariance must be ({c}, {c}), got {tuple(psi.shape)}")
-        lmat = torch.linalg.cholesky(psi)
-    rest = kspace.shape[2:]
-    if support is None:
-        sel = torch.ones((b, *rest), dtype=torch.bool)
-    else:
-        sup = torch.as_tensor(support).to("cpu", torch.bool)
-        if sup.ndim == kspace.ndim:  # (B or 1, 1, *rest): the same support for every coil
-            sup = sup[:, 0]
-        sel = torch.broadcast_to(sup, (b, *rest))
-    # noise only where samples exist: (P, C) vectors, drawn in float64 on the CPU
-    n_pts = int(sel.sum())
-    z = torch.complex(
-        torch.randn((n_pts, c), generator=generator, dtype=torch.float64),
-        torch.randn((n_pts, c), generator=generator, dtype=torch.float64),
-    ) / math.sqrt(2.0)
-    if lmat is not None:
-        z = z @ lmat.T
-    bidx = torch.nonzero(sel)[:, 0]
-    z = z * sig[bidx][:, None]
-    out = kspace.clone()
-    moved = out.movedim(1, -1)  # (B, *rest, C) view
-    moved[sel.to(kspace.device)] += z.to(kspace.device, kspace.dtype)
-    return out
-
-
 def simulate_mri_kspace(
     magnitude_fine: torch.Tensor,
     sampling: Any,
@@ -423,29 +420,62 @@ def simulate_mri_kspace(
     m = torch.as_tensor(magnitude_fine).float()
     if m.ndim != 3:
         raise InputError(f"magnitude_fine must be (B, fN, fN), got {tuple(m.shape)}")
-    x = m.to(torch.complex64)
-    if phase_fine is not None:
-        x = torch.polar(m, torch.as_tensor(phase_fine).float())
+    ph = None if phase_fine is None else torch.as_tensor(phase_fine).float()
     s = None if maps_fine is None else torch.as_tensor(maps_fine).to(torch.complex64)
     n = (m.shape[-2] // factor, m.shape[-1] // factor)
     support = None
     if isinstance(sampling, RadialTrajectory) or (
         isinstance(sampling, np.ndarray) and sampling.dtype != bool
     ):
+        x = m.to(torch.complex64) if ph is None else torch.polar(m, ph)
         op = nufft if nufft is not None else fine_nufft(sampling, n, factor)
         xc = x[:, None] if s is None else x[:, None] * s
         k = fine_radial_kspace(xc, sampling, factor, nufft=op)
     else:
-        k = fine_cartesian_kspace(x[:, None], factor) if s is None else None
-        k = fine_cartesian_kspace(x, factor, maps=s) if k is None else k
         mask = torch.as_tensor(np.asarray(getattr(sampling, "mask", sampling), dtype=bool))
         if tuple(mask.shape[-2:]) != n:
             raise InputError(f"mask shape {tuple(mask.shape)} does not match the grid {n}")
+        cols = _column_pattern(torch.broadcast_to(mask, (m.shape[0], *n)))
+        if cols is not None:  # whole phase-encode columns: pruned FFT, noise on those only
+            return _cartesian_columns(m, ph, cols, s, factor, snr, generator, covariance)
+        x = m.to(torch.complex64) if ph is None else torch.polar(m, ph)
+        k = fine_cartesian_kspace(x[:, None], factor) if s is None else None
+        k = fine_cartesian_kspace(x, factor, maps=s) if k is None else k
         support = mask[:, None] if mask.ndim == 3 else mask
         k = k * support
     if snr is not None:
-        from .ct import block_average
-
-        sigma = noise_sigma(block_average(m, factor), snr)
+        sigma = noise_sigma(_block_average(m, factor), snr)
         k = add_coil_noise(k, sigma, generator, covariance, support)
     return k.to(torch.complex64)
+
+
+def _block_average(m: torch.Tensor, factor: int) -> torch.Tensor:
+    """:func:`.ct.block_average` of real ``(B, fN, fM)`` (as one pooling, for the noise σ)."""
+    return torch.nn.functional.avg_pool2d(m[:, None], factor)[:, 0]
+
+
+def _cartesian_columns(
+    magnitude: torch.Tensor,
+    phase: torch.Tensor | None,
+    cols: torch.Tensor,
+    maps: torch.Tensor | None,
+    factor: int,
+    snr: float | None,
+    generator: torch.Generator,
+    covariance: torch.Tensor | None,
+) -> torch.Tensor:
+    """Cartesian branch of :func:`simulate_mri_kspace` for column masks ``cols`` ``(B, N)``:
+    :func:`fine_cartesian_columns`, noise drawn in the ``(C, N, K)`` column layout (the same
+    statistics as :func:`add_coil_noise`), scattered into zero-filled ``(B, C, N, N)``."""
+    idx = [torch.nonzero(c)[:, 0] for c in cols]
+    parts = fine_cartesian_columns(magnitude, idx, factor, maps=maps, phase=phase)
+    n_c = parts[0].shape[0]
+    b, h, w = magnitude.shape[0], magnitude.shape[-2] // factor, magnitude.shape[-1] // factor
+    sigma = None if snr is None else noise_sigma(_block_average(magnitude, factor), snr)
+    lmat = _noise_factor(covariance, n_c)
+    k = torch.zeros(b, n_c, h, w, dtype=torch.complex64, device=magnitude.device)
+    for i, (kc, ix) in enumerate(zip(parts, idx, strict=True)):
+        if sigma is not None:
+            kc = kc + _coil_noise(tuple(kc.shape), float(sigma[i]), generator, lmat, kc.dtype)
+        k[i].index_copy_(-1, ix.to(k.device), kc.to(torch.complex64))
+    return k
