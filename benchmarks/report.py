@@ -129,6 +129,6 @@ def _findings(data: dict[str, Any]) -> list[str]:
                 )
                 ref = str(r.get("reference", ""))
                 loses = ref.startswith("MSL") and v.startswith(str(r.get("method")))
-                tag = " **(MSL loses)**" if loses else ""
+                tag = f" **({ref} loses)**" if loses else ""
                 lines.append(f"- {name} [{ctx}]: {v}{tag}")
     return lines
