@@ -128,7 +128,7 @@ def _findings(data: dict[str, Any]) -> list[str]:
                     if k in r
                 )
                 ref = str(r.get("reference", ""))
-                loses = ref.startswith("MSL") and v.startswith(str(r.get("method")))
+                loses = ref.startswith("MSL") and v.startswith(f"{r.get('method')} beats ")
                 tag = f" **({ref} loses)**" if loses else ""
                 lines.append(f"- {name} [{ctx}]: {v}{tag}")
     return lines

@@ -150,3 +150,10 @@ def test_findings_say_where_msl_loses_and_by_how_much():
     assert len(lines) == 2
     assert "Δ = 0.02" in lines[0] and "(MSL loses)" in lines[0]
     assert "(MSL loses)" not in lines[1]
+    # a method whose name prefixes the reference's: the reference won, nobody is flagged
+    pre = dict(
+        row, method="MSL", reference="MSL (shift-trained)",
+        verdict="MSL (shift-trained) beats MSL (Δ = -0.1, 95% CI [-0.2, -0.05], 10 subjects)",
+    )  # fmt: skip
+    flagged = _findings({"experiments": {"registration": {"tables": {"ci": [pre]}}}})
+    assert len(flagged) == 1 and "loses" not in flagged[0]
