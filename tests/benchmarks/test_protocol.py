@@ -155,5 +155,5 @@ def test_findings_say_where_msl_loses_and_by_how_much():
         row, method="MSL", reference="MSL (shift-trained)",
         verdict="MSL (shift-trained) beats MSL (Δ = -0.1, 95% CI [-0.2, -0.05], 10 subjects)",
     )  # fmt: skip
-    flagged = _findings({"experiments": {"registration": {"tables": {"ci": [pre]}}}})
+    flagged = _findings({"experiments": {"registration": {"tables": {"paired 95% CI": [pre]}}}})
     assert len(flagged) == 1 and "loses" not in flagged[0]
