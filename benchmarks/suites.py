@@ -169,7 +169,7 @@ SUITES: dict[str, Suite] = {
         budget_s=90.0,
         seed_budget_s=35.0,
         lr_budget_s=12.0,
-        cs_max_iter=1000,
+        cs_max_iter=2000,  # the clinical MR and joint-TV solves did not meet the 1e-4 rule by 1000
         cs_one_per_subject=True,
         cs_val_slices=1,
         # β balances the MR gradient in the joint norm; fixed at 1 (the committed results),
