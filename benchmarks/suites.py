@@ -172,9 +172,9 @@ SUITES: dict[str, Suite] = {
         cs_max_iter=2000,  # the clinical MR and joint-TV solves did not meet the 1e-4 rule by 1000
         cs_one_per_subject=True,
         cs_val_slices=1,
-        # β balances the MR gradient in the joint norm; fixed at 1 (the committed results),
-        # joint TV's MRI was worse than zero-filled on clinical data (one μ set by CT): a grid,
-        # widened until interior like μ, lets validation balance the two modalities
+        # β balances the MR gradient in the joint norm; fixed at 1, joint TV's MRI was worse
+        # than zero-filled on clinical data (one μ set by CT): a grid, widened until interior
+        # like μ, lets validation balance the two modalities (chose 3 on clinical data)
         cs_jtv_beta=(0.3, 1.0, 3.0),
         cs_methods=("tv", "jtv"),  # DTV: ~3× JTV's cost; in the paper suite
         # 12-coil SENSE TV ≈ 4 s and joint TV ≈ 12 s per 1000-iteration solve of 2 slices
