@@ -72,9 +72,23 @@ def _budget_trainer(make: Any, batches: Any, score: Any) -> Any:
     return train
 
 
-def _info(t: Any) -> dict:
-    r = t.train_result
-    return {"iterations": r.steps, "seconds": r.seconds, "best_step": r.best_step}
+def _fit_trainer(fit: Any, *args: Any, **kw: Any) -> Any:
+    """``train(lr, seconds)`` of a ``train_xxx(*args, time_budget_s=, lr=, **kw)`` baseline
+    (FBPConvNet, LPD, MoDL), whose returned model carries its ``train_result``."""
+
+    def train(lr: float, seconds: float) -> tuple[Any, dict]:
+        t = fit(*args, time_budget_s=seconds, lr=lr, **kw)
+        r = t.train_result
+        return t, {"iterations": r.steps, "seconds": r.seconds, "best_step": r.best_step}
+
+    return train
+
+
+def _mean_mae(pairs: Any, predict: Any) -> float:
+    """Mean over validation batches ``(input, target)`` of MAE(``predict(input)``, target)."""
+    return sum(
+        float(torch.mean(torch.abs(predict(x).reshape(t.shape).cpu() - t.cpu()))) for x, t in pairs
+    ) / len(pairs)
 
 
 def pix2pix(ctx: Any, direction: str) -> Any:
@@ -123,35 +137,26 @@ def deepfusion(ctx: Any) -> Any:
 
 def fbpconvnet(ctx: Any) -> Any:
     """FBPConvNet on the CT FBP images."""
-    from msl_recon.baselines import FBPConvNet, train_fbpconvnet
+    from msl_recon.baselines import FBPConvNet, reconstruct_fbpconvnet, train_fbpconvnet
     from msl_recon.baselines._train import seeded
 
     s = ctx.suite
     tr, va = _split_arrays(ctx, "train"), _split_arrays(ctx, "val", ctx.val_indices_of("val"))
     batches = _batches((tr[f"sp_{CT}"], tr[f"gt_{CT}"]), s.batch_size, s.seed)
-    vb = [(va[f"sp_{CT}"], va[f"gt_{CT}"])]
+    batches = [(a.to(ctx.device), b.to(ctx.device)) for a, b in batches]
+    vb = [(va[f"sp_{CT}"].to(ctx.device), va[f"gt_{CT}"].to(ctx.device))]
 
     def make() -> Any:
         with seeded(s.seed):
             return FBPConvNet(base=s.cnn_base).to(ctx.device)
 
-    def train(lr: float, seconds: float) -> tuple[Any, dict]:
-        t = train_fbpconvnet(
-            [(a.to(ctx.device), b.to(ctx.device)) for a, b in batches],
-            time_budget_s=seconds,
-            lr=lr,
-            device=ctx.device,
-            seed=s.seed,
-            base=s.cnn_base,
-            val_batches=[(a.to(ctx.device), b.to(ctx.device)) for a, b in vb],
-        )
-        return t, _info(t)
+    train = _fit_trainer(
+        train_fbpconvnet, batches, device=ctx.device, seed=s.seed, base=s.cnn_base,
+        val_batches=vb,
+    )  # fmt: skip
 
     def score(m: Any) -> float:
-        from msl_recon.baselines import reconstruct_fbpconvnet
-
-        pred = reconstruct_fbpconvnet(m, vb[0][0].to(ctx.device)).cpu()
-        return float(torch.mean(torch.abs(pred - vb[0][1])))
+        return _mean_mae(vb, lambda x: reconstruct_fbpconvnet(m, x))
 
     return _run(ctx, "fbpconvnet", make, train, score)
 
@@ -179,18 +184,10 @@ def lpd(ctx: Any) -> Any:
     def make() -> Any:
         return LearnedPrimalDual(ray).to(ctx.device)
 
-    def train(lr: float, seconds: float) -> tuple[Any, dict]:
-        t = train_lpd(
-            batches, ray, time_budget_s=seconds, lr=lr, device=ctx.device, seed=s.seed,
-            val_batches=vb,
-        )  # fmt: skip
-        return t, _info(t)
+    train = _fit_trainer(train_lpd, batches, ray, device=ctx.device, seed=s.seed, val_batches=vb)
 
     def score(m: Any) -> float:
-        return sum(
-            float(torch.mean(torch.abs(reconstruct_lpd(m, y).reshape(t.shape).cpu() - t.cpu())))
-            for y, t in vb
-        ) / len(vb)
+        return _mean_mae(vb, lambda y: reconstruct_lpd(m, y))
 
     return _run(ctx, "lpd", make, train, score)
 
@@ -246,17 +243,10 @@ def modl(ctx: Any) -> tuple[Any, _BatchOperator]:
     def make() -> Any:
         return MoDL(bop).to(ctx.device)
 
-    def train(lr: float, seconds: float) -> tuple[Any, dict]:
-        t = train_modl(
-            batches, bop, time_budget_s=seconds, lr=lr, device=ctx.device, seed=s.seed,
-            val_batches=vb,
-        )  # fmt: skip
-        return t, _info(t)
+    train = _fit_trainer(train_modl, batches, bop, device=ctx.device, seed=s.seed, val_batches=vb)
 
     def score(m: Any) -> float:
-        return sum(
-            float(torch.mean(torch.abs(reconstruct_modl(m, k).cpu() - t.cpu()))) for k, t in vb
-        ) / len(vb)
+        return _mean_mae(vb, lambda k: reconstruct_modl(m, k))
 
     model = _run(ctx, "modl", make, train, score)
     model.op = bop

@@ -6,6 +6,7 @@ operator, back-projected data and objective as ``E``, hence the same PDHG image 
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import geometries as geo
@@ -132,9 +133,6 @@ def test_solver_threads_small_problem_one_thread_and_restored() -> None:
         assert n == old
     with _speed.solver_threads(0, small) as n:
         assert n == old == torch.get_num_threads()
-    try:
-        with _speed.solver_threads(None, small):
-            raise RuntimeError("inside")
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError, match="inside"), _speed.solver_threads(None, small):
+        raise RuntimeError("inside")
     assert torch.get_num_threads() == old
